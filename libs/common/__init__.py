@@ -1,0 +1,1 @@
+"""Shared core of polyband: settings, Redis key schema, Lua scripts, clock, logging, journal."""

@@ -1,0 +1,78 @@
+"""Every Redis key name polyband uses. Nothing else builds key strings (a test greps for ``"pb:``).
+
+Per-token keys embed the token id in literal braces, ``pb:md:book:{7087...}``, which makes the token
+id the Redis Cluster hash tag: all keys of one token share a slot, so a Lua script may touch them
+together. Global keys (indexes, streams shared by all tokens) are never touched by per-token scripts.
+"""
+from __future__ import annotations
+
+NS = "pb"
+
+# ---- signals (signal_ingest -> scheduler) ----
+SIG_STREAM = f"{NS}:sig:stream"  # stream: one entry per leader fill
+SIG_DEAD = f"{NS}:sig:dead"  # stream: malformed rows with reason
+SIG_GROUP = "scheduler"  # consumer group on SIG_STREAM
+SIG_DONE = f"{NS}:sig:done"  # hash signal_id -> stream id of first effect (idempotency)
+
+
+def sig_cursor(account: str) -> str:
+    """Hash: ``ts`` (newest seen trade timestamp, s) and ``fp:<fingerprint>`` -> count at that ts."""
+    return f"{NS}:sig:cursor:{account.lower()}"
+
+
+# ---- market data (md_gateway -> workers) ----
+MD_SUBS = f"{NS}:md:subs"  # set of token ids that must be subscribed (scheduler)
+MD_GATEWAY = f"{NS}:md:gateway"  # hash: gateway connection state and counters
+MD_TICK = f"{NS}:md:tick"  # hash token -> tick size announced by tick_size_change (audit)
+
+
+def md_book(token_id: str) -> str:
+    """Hash: top of book of one token with its seq (see README key map)."""
+    return f"{NS}:md:book:{{{token_id}}}"
+
+
+def md_stream(token_id: str) -> str:
+    """Capped stream: every top-of-book change of one token with its seq."""
+    return f"{NS}:md:stream:{{{token_id}}}"
+
+
+# ---- tokens, leases, orders ----
+TOKENS = f"{NS}:tokens"  # set: every token the scheduler has seen
+SCHED_PENDING = f"{NS}:sched:pending"  # zset token -> signal ts_ms (FIFO queue for activation)
+SCHED_OFFERS = f"{NS}:sched:offers"  # zset token -> offered wall ms (tokens waiting for a worker)
+WORKERS = f"{NS}:workers"  # zset worker id -> last heartbeat wall ms
+
+
+def tok(token_id: str) -> str:
+    """Hash: lifecycle state, reason, market metadata, position of one token."""
+    return f"{NS}:tok:{{{token_id}}}"
+
+
+def lease(token_id: str) -> str:
+    """Hash written only by Lua: worker, fence, mode, expires_ms, granted_ms."""
+    return f"{NS}:lease:{{{token_id}}}"
+
+
+def fence(token_id: str) -> str:
+    """String counter: the token's fencing-token sequence; only ever INCR'd, never reset."""
+    return f"{NS}:fence:{{{token_id}}}"
+
+
+def orders(token_id: str) -> str:
+    """Hash order_id -> JSON of our order (side, price, size, matched, status, fence, ts_ms)."""
+    return f"{NS}:orders:{{{token_id}}}"
+
+
+# ---- journal, counters, services ----
+EVENTS = f"{NS}:events"  # capped stream: every decision and failure with a reason code
+COUNTS = f"{NS}:counts"  # hash reason -> count (every journaled reason)
+ERRORS = f"{NS}:errors"  # hash reason -> count (only failures)
+SUMMARY = f"{NS}:summary"  # hash of run-wide counters (signals, orders_posted, fills, ...)
+SERVICES = f"{NS}:svc"  # zset instance id -> last heartbeat wall ms
+CLOCK = f"{NS}:clock"  # hash: replay clock published by the paper venue
+HALT = f"{NS}:halt"  # string: reason, when trading is halted by risk or by hand
+
+
+def service(instance_id: str) -> str:
+    """Hash: one service instance's state (service, pid, started_ms, last_ms, detail)."""
+    return f"{NS}:svc:{instance_id}"
