@@ -1,0 +1,1 @@
+"""polyband ops service."""

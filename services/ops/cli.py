@@ -1,0 +1,114 @@
+"""``polyband``: the operator's console (typer). ``up`` runs everything in paper mode on one
+machine; ``status`` prints the live state from Redis; ``halt``/``resume`` stop and restart trading."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from libs.common import keys
+from libs.common.logs import configure_logging
+from libs.common.redis_client import make_redis
+from libs.common.settings import BadSetting, BaseServiceSettings, load_settings
+from services.ops.paper import DEFAULT_LEADERS, DEFAULT_TAPE, PaperConfig, PaperRun
+
+app = typer.Typer(add_completion=False, help="polyband: copy-trading and maker band trading for Polymarket")
+log = logging.getLogger("polyband")
+
+
+def _settings() -> BaseServiceSettings:
+    try:
+        return load_settings(BaseServiceSettings)
+    except BadSetting as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def up(
+    workers: int = typer.Option(2, min=1, help="maker_worker processes"),
+    tape: Path = typer.Option(DEFAULT_TAPE, help="tape dir (frames.jsonl[.gz] + markets.json) or frames file"),
+    leader: Optional[list[Path]] = typer.Option(None, help="leader file (repeatable); default: demo + gabagool22"),
+    speed: float = typer.Option(20.0, min=0.01, help="replay speed: market seconds per wall second"),
+    duration: Optional[float] = typer.Option(None, min=1, help="stop cleanly after this many wall seconds"),
+    log_dir: Path = typer.Option(Path("var/run"), help="one log file per process, and the venue's audit log"),
+) -> None:
+    """Run the whole system in paper mode: Redis (PB_REDIS_URL, or a private redis-server), the venue
+    replaying TAPE at SPEED, and every service. The last line printed is the run's summary JSON."""
+    settings = _settings()
+    configure_logging("polyband", settings.log_level)
+    redis_url = settings.redis_url if "redis_url" in settings.model_fields_set else None
+    cfg = PaperConfig(tape=tape, leaders=tuple(leader or DEFAULT_LEADERS), speed=speed, workers=workers,
+                      redis_url=redis_url, log_dir=log_dir.resolve())
+    run = PaperRun(cfg)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        run.start()
+        log.info("running tape=%s speed=%s workers=%d logs=%s", tape, speed, workers, cfg.log_dir)
+        _watch(run, stop, duration)
+    finally:
+        log.info("stopping: workers cancel their orders first")
+        summary = run.summary() if run.r is not None else {}
+        run.stop()
+        if run.r is not None:
+            summary = run.summary()
+        print(json.dumps(summary), flush=True)
+
+
+def _watch(run: PaperRun, stop: threading.Event, duration: float | None) -> None:
+    """Print a progress line every 10 s until ``duration`` passes, SIGINT/SIGTERM, or a process dies."""
+    end = time.monotonic() + duration if duration else float("inf")
+    next_line = time.monotonic() + 10
+    while not stop.is_set() and time.monotonic() < end:
+        dead = run.sup.dead()
+        if dead:
+            log.error("event PROCESS_DIED %s", ", ".join(f"{p.name} exit={p.popen.returncode} log={p.log_path}" for p in dead))
+            raise typer.Exit(1)
+        if time.monotonic() >= next_line:
+            log.info("progress %s", json.dumps(run.summary()))
+            next_line += 10
+        stop.wait(min(0.5, max(0.0, end - time.monotonic())))
+
+
+@app.command()
+def status(watch: bool = typer.Option(False, "--watch", "-w", help="refresh every second")) -> None:
+    """Live state from Redis: services, gateway, queues, leases, books, orders, P&L."""
+    from services.ops.status import render_status
+
+    r = make_redis(_settings(), "polyband-status")
+    render_status(r, watch)
+
+
+@app.command()
+def halt(reason: str = typer.Argument("MANUAL_HALT", help="reason code recorded with the halt")) -> None:
+    """Stop trading: workers cancel every order and place no new entries until ``resume``."""
+    r = make_redis(_settings(), "polyband-cli")
+    r.set(keys.HALT, reason)
+    typer.echo(f"halted: {reason}")
+
+
+@app.command()
+def resume() -> None:
+    """Lift a halt (set by ``halt`` or by a risk limit)."""
+    r = make_redis(_settings(), "polyband-cli")
+    was = r.get(keys.HALT)
+    r.delete(keys.HALT)
+    typer.echo(f"resumed (was: {was or 'not halted'})")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

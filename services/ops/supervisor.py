@@ -1,0 +1,151 @@
+"""Start and stop polyband's processes on one machine (``polyband up`` and the end-to-end tests).
+
+A run gets a private redis-server unless a Redis URL is given, free loopback ports for the venue,
+one log file per process, and an orderly stop: workers first (they cancel their orders on SIGTERM),
+then the other services, the venue, and Redis last.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from redis import Redis
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+STOP_ORDER = ("maker_worker", "scheduler", "signal_ingest", "md_gateway", "venue_sim")
+
+
+class SupervisorError(RuntimeError):
+    """A process could not be started or did not become ready in time."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check, timeout_s: float, what: str, interval_s: float = 0.1) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``check()`` until truthy; raise SupervisorError naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not ready yet; retried until the deadline
+            pass
+        time.sleep(interval_s)
+    raise SupervisorError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@dataclass
+class Proc:
+    """One child process: ``name`` (e.g. maker_worker-1), ``kind`` (its service) and its Popen."""
+
+    name: str
+    kind: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class Supervisor:
+    """Owns every process of one run. Use as a context manager so everything stops on exit."""
+
+    log_dir: Path
+    redis_url: str | None = None
+    procs: list[Proc] = field(default_factory=list)
+    _redis_proc: subprocess.Popen[bytes] | None = None
+    _redis_dir: str | None = None
+
+    def __enter__(self) -> "Supervisor":
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if not self.redis_url:
+            self.redis_url = self._start_redis()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+    def _start_redis(self) -> str:
+        if not shutil.which("redis-server"):
+            raise SupervisorError("redis-server is not installed and PB_REDIS_URL is not set "
+                                  "(apt-get install redis-server, or point PB_REDIS_URL at a Redis)")
+        port = free_port()
+        self._redis_dir = tempfile.mkdtemp(prefix="polyband-redis-")
+        out = open(self.log_dir / "redis.log", "ab")
+        self._redis_proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self._redis_dir], stdout=out, stderr=subprocess.STDOUT)
+        url = f"redis://127.0.0.1:{port}/0"
+        wait_until(lambda: Redis.from_url(url, socket_timeout=0.5).ping(), 10, f"redis-server on port {port}")
+        log.info("private redis-server started url=%s", url)
+        return url
+
+    def base_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment for a child: this process's env, PB_REDIS_URL, and ``extra``."""
+        env = {k: v for k, v in os.environ.items()}
+        env["PB_REDIS_URL"] = str(self.redis_url)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra or {})
+        return env
+
+    def start(self, kind: str, env: dict[str, str], name: str | None = None) -> Proc:
+        """Start ``python -m services.<kind>`` with ``env``; its output goes to ``<log_dir>/<name>.log``."""
+        name = name or kind
+        path = self.log_dir / f"{name}.log"
+        out = open(path, "ab")
+        popen = subprocess.Popen([sys.executable, "-m", f"services.{kind}"], cwd=REPO, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT)
+        proc = Proc(name, kind, popen, path)
+        self.procs.append(proc)
+        log.info("started %s pid=%d log=%s", name, popen.pid, path)
+        return proc
+
+    def dead(self) -> list[Proc]:
+        """Processes that exited on their own."""
+        return [p for p in self.procs if p.popen.poll() is not None]
+
+    def stop(self, proc: Proc, timeout_s: float = 15.0) -> int | None:
+        """SIGTERM ``proc`` and wait; SIGKILL after ``timeout_s``. Returns its exit code."""
+        if proc.popen.poll() is None:
+            proc.popen.send_signal(signal.SIGTERM)
+            try:
+                proc.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                log.error("event STOP_TIMEOUT process=%s: killed", proc.name)
+                proc.popen.kill()
+                proc.popen.wait(5)
+        return proc.popen.returncode
+
+    def stop_all(self) -> None:
+        """Stop every process in STOP_ORDER (workers first, venue last), then Redis if ours."""
+        for kind in STOP_ORDER:
+            for p in [p for p in self.procs if p.kind == kind]:
+                self.stop(p)
+        for p in self.procs:
+            self.stop(p)
+        if self._redis_proc and self._redis_proc.poll() is None:
+            self._redis_proc.terminate()
+            self._redis_proc.wait(10)
+        if self._redis_dir:
+            shutil.rmtree(self._redis_dir, ignore_errors=True)
+            self._redis_dir = None
+
+
+def venue_ready(clob_url: str) -> bool:
+    """True once the venue answers ``GET /ok``."""
+    return httpx.get(f"{clob_url}/ok", timeout=1.0).status_code == 200
