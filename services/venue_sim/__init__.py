@@ -1,0 +1,1 @@
+"""polyband venue_sim service."""

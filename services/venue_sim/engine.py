@@ -1,0 +1,428 @@
+"""The paper venue's exchange core: our orders, matching against the replayed tape, balances.
+
+Matching rules (SPEC S4; deterministic given the tape and the seed, no randomness at all):
+- Our orders rest in our own book per token, beside the tape's book (which we never change).
+- A resting BUY at p FILLS when the tape's best ask <= p; a resting SELL at p fills when the
+  tape's best bid >= p. Fill price = the order's own price (we are the maker). Fill size = the
+  whole remaining size: the tape level that crossed us is other people's liquidity that, in the
+  real market, would have traded against our better-or-equal resting price first, and the tape
+  cannot show how much of it was consumed by us, so no cap is applied (optimistic; documented).
+  Queue position behind equal-priced tape orders is not modelled.
+- On placement: a post-only order that would cross the tape's opposite best is rejected
+  ("invalid post-only order: order crosses book", Polymarket create-order docs,
+  INVALID_POST_ONLY_ORDER). A non-post-only limit order that crosses fills at once as taker,
+  walking the tape's opposite levels (best first, at each level's price, up to its size, never
+  beyond the order price); the rest rests (GTC/GTD) or is killed (FAK); FOK must fill completely.
+  Tape liquidity we took stays consumed until the tape next updates that token. Market BUYs
+  (FOK/FAK) buy up to ``takerAmount`` shares at prices up to ``makerAmount/takerAmount`` (they do
+  not spend price improvement on extra shares).
+- Our orders never match each other. Fees are 0 (accounts.py).
+- GTD orders expire at ``expiration`` (market time). After heartbeats started for an address, no
+  heartbeat for 10 s (wall) cancels all its orders (Polymarket ``POST /v1/heartbeats`` rule).
+  Both are checked at every engine call (``sweep``), and ``sweep()`` may also be called
+  periodically.
+The engine is thread-safe (one RLock); listeners are called after the state changed, outside it.
+It calls ``books`` while holding its lock, so callers must not hold a books lock while calling it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any, Callable
+
+from libs.common.clock import Clock
+from libs.common.tapes import MarketMeta
+from services.venue_sim import accounts as acc
+from services.venue_sim import auth
+from services.venue_sim import orders as od
+from services.venue_sim.audit import Audit
+from services.venue_sim.books import BookView  # the tape's books, implemented by venue-ws
+from services.venue_sim.orders import Order, OrderReject, fmt
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_TIMEOUT_MS = 10_000
+Level = tuple[Decimal, Decimal]
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """``kind`` PLACEMENT | UPDATE | CANCELLATION; ``order`` in user-channel shape (its ``owner`` is
+    the API key, ``maker_address`` the maker)."""
+
+    kind: str
+    order: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TradeEvent:
+    """A fill of one of our orders: ``trade`` in user-channel shape (``owner`` API key,
+    ``maker_address``), the fill ``price``/``size`` and the taker's side."""
+
+    trade: dict[str, Any]
+    token_id: str
+    price: Decimal
+    size: Decimal
+    taker_side: str
+
+
+VenueEvent = OrderEvent | TradeEvent
+Events = list[VenueEvent]
+
+
+class Engine:
+    """Orders, fills and balances of the paper venue (see module doc for the rules).
+
+    Args:
+        books: the tape's books (BookView). markets: MarketMeta by token id.
+        clock: ``now_ms`` market time, ``wall_ms`` wall time. audit: the audit log.
+        start_usdc: pUSD credited when an address first gets an API key. seed: makes ids and keys.
+    """
+
+    def __init__(self, books: BookView, markets: dict[str, MarketMeta], clock: Clock, audit: Audit,
+                 start_usdc: Decimal, seed: int) -> None:
+        self.books, self.markets, self.clock, self.audit = books, markets, clock, audit
+        self.start_usdc, self.seed = Decimal(start_usdc), seed
+        self.keys = auth.KeyStore(seed)
+        self.conditions = {m.condition_id: m for m in markets.values()}
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[VenueEvent], None]] = []
+        self.ledger = acc.Ledger(self.start_usdc)
+        self.orders: dict[str, Order] = {}
+        self._open: dict[str, dict[str, Order]] = {}  # token -> id -> LIVE order
+        self._consumed: dict[tuple[str, str], dict[Decimal, Decimal]] = {}  # (token, side taken) -> price -> size
+        self._ended: set[str] = set()
+        self._heartbeats: dict[str, int] = {}  # address lower -> wall ms of last heartbeat
+        self._seq = 0
+        self.rejected = 0
+
+    # ---- listeners and the locked-run helper ----
+    def listen(self, callback: Callable[[VenueEvent], None]) -> None:
+        """Call ``callback(event)`` for every OrderEvent/TradeEvent, after the state changed."""
+        with self._lock:
+            self._listeners.append(callback)
+
+    def _emit(self, events: Events) -> None:
+        for event in events:
+            for callback in list(self._listeners):
+                try:
+                    callback(event)
+                except Exception:  # noqa: BLE001 - a listener must never break matching
+                    log.exception("event LISTENER_FAILED kind=%s", type(event).__name__)
+
+    def _run(self, fn: Callable[[Events], Any]) -> Any:
+        """Run ``fn(events)`` under the lock after a sweep; emit the events after releasing it."""
+        events: Events = []
+        try:
+            with self._lock:
+                self._sweep_locked(events)
+                return fn(events)
+        finally:
+            self._emit(events)
+
+    def _audit(self, kind: str, **fields: Any) -> None:
+        """Write an audit line; lines about a known token also carry the tape's top of book and tick
+        (``book_best_bid``, ``book_best_ask``, ``tick_size``: the market as it stood, without our orders)."""
+        token = fields.get("token_id")
+        if token and self.books.known(token):
+            bid, ask = self.books.tape_top(token)
+            fields.update(book_best_bid=bid, book_best_ask=ask, tick_size=self.books.tick_size(token))
+        self.audit.write(kind, self.clock.now_ms(), self.clock.wall_ms(), **fields)
+
+    # ---- keys and accounts ----
+    def register_key(self, address: str, nonce: int) -> auth.ApiCreds:
+        """Create/derive the API key of (address, nonce); a new address gets ``start_usdc`` pUSD."""
+        creds = self.keys.register(address, nonce)
+        with self._lock:
+            if creds.address.lower() not in self.ledger.accounts:
+                self.ledger.account(creds.address)
+                log.info("event ACCOUNT_CREATED address=%s collateral=%s", creds.address, self.start_usdc)
+        return creds
+
+    def verify_user(self, api_key: str, secret: str, passphrase: str) -> auth.ApiCreds | None:
+        """Credentials of a user-channel ``auth`` object, or None when they do not match."""
+        return self.keys.check_user(api_key, secret, passphrase)
+
+    def _open_of(self, address: str) -> list[Order]:
+        key = address.lower()
+        return [o for book in self._open.values() for o in book.values() if o.maker.lower() == key]
+
+    # ---- placement ----
+    def place(self, creds: auth.ApiCreds, body: Any) -> dict[str, Any]:
+        """Validate, check the signature, fund and match one POST /order body.
+
+        Returns:
+            ``{"success": true, "errorMsg": "", "orderID", "status": "live"|"matched",
+            "makingAmount", "takingAmount", "transactionsHashes", "tradeIDs"}``.
+        Raises:
+            OrderReject: with Polymarket's status and text (audited as ``order_rejected``).
+        """
+        parsed: od.ParsedOrder | None = None
+        try:
+            parsed = od.parse_post_body(body)
+            meta = self._market(parsed.token_id)
+            order_id = self._verify(creds, parsed, meta)
+            return self._run(lambda events: self._place_locked(creds, parsed, meta, order_id, events))
+        except OrderReject as rej:
+            self._reject(rej, parsed, creds)
+            raise
+
+    def _reject(self, rej: OrderReject, p: od.ParsedOrder | None, creds: auth.ApiCreds) -> None:
+        with self._lock:
+            self.rejected += 1
+        fields: dict[str, Any] = {"reason": rej.reason, "maker": creds.address, "error": rej.message}
+        if p is not None:
+            fields.update(token_id=p.token_id, side=p.side, price=p.price, size=p.size,
+                          post_only=p.post_only, order_type=p.order_type)
+        self._audit("order_rejected", **fields)
+        log.info("event ORDER_REJECTED reason=%s maker=%s error=%s", rej.reason, creds.address, rej.message)
+
+    def _market(self, token_id: str) -> MarketMeta:
+        meta = self.markets.get(token_id)
+        if meta is None or not self.books.known(token_id):
+            raise OrderReject(400, od.ERR_TOKEN, "UNKNOWN_TOKEN")
+        return meta
+
+    def _verify(self, creds: auth.ApiCreds, p: od.ParsedOrder, meta: MarketMeta) -> str:
+        """Owner, maker and V2 signature checks (auth.py); returns the order id."""
+        if p.owner != creds.api_key or p.maker.lower() != creds.address.lower():
+            raise OrderReject(400, od.ERR_OWNER, "OWNER_MISMATCH")
+        if p.signature_type != 0:
+            raise OrderReject(400, od.ERR_SIG_TYPE, "INVALID_SIGNATURE_TYPE")
+        try:
+            signer = auth.order_signer(p.raw, meta.neg_risk)
+        except ValueError:
+            raise OrderReject(400, od.ERR_SIGNATURE, "INVALID_SIGNATURE") from None
+        if signer.lower() != p.signer.lower() or p.signer.lower() != p.maker.lower():
+            raise OrderReject(400, od.ERR_SIGNATURE, "INVALID_SIGNATURE")
+        return auth.order_id(p.raw, meta.neg_risk)
+
+    def _place_locked(self, creds: auth.ApiCreds, p: od.ParsedOrder, meta: MarketMeta, order_id: str,
+                      events: Events) -> dict[str, Any]:
+        now = self.clock.now_ms()
+        if order_id in self.orders:
+            raise OrderReject(400, od.err_duplicated(order_id), "INVALID_ORDER_DUPLICATED")
+        if meta.condition_id in self._ended or now >= meta.end_ms:
+            raise OrderReject(400, od.ERR_MARKET_CLOSED, "MARKET_CLOSED")
+        od.check_rules(p, order_id, self.books.tick_size(p.token_id), meta.min_order_size, now)
+        best_bid, best_ask = self.books.tape_top(p.token_id)
+        crossing = od.crosses(p.side, p.price, best_ask if p.side == "BUY" else best_bid)
+        if p.post_only and crossing:
+            raise OrderReject(400, od.ERR_POST_ONLY_CROSS, "INVALID_POST_ONLY_ORDER")
+        need = acc.usd_cost(p.price, p.size) if p.side == "BUY" else p.size
+        if not acc.can_fund(self.ledger.account(creds.address), p.side, p.token_id, need, self._open_of(creds.address)):
+            raise OrderReject(400, od.ERR_BALANCE, "INVALID_ORDER_NOT_ENOUGH_BALANCE")
+        fills = self._taker_fills(p) if crossing else []
+        filled = sum((s for _, s in fills), Decimal(0))
+        if p.order_type == "FOK" and filled < p.size:
+            raise OrderReject(400, od.ERR_FOK, "FOK_ORDER_NOT_FILLED_ERROR")
+        if p.order_type == "FAK" and filled == 0:
+            raise OrderReject(400, od.ERR_FAK, "FAK_ORDER_NOT_FILLED")
+        return self._accept(creds, p, meta, order_id, fills, events)
+
+    def _taker_fills(self, p: od.ParsedOrder) -> list[Level]:
+        bids, asks = self.books.tape_levels(p.token_id)
+        consumed = self._consumed.setdefault((p.token_id, p.side), {})
+        return od.walk_levels(p.side, p.price, p.size, asks if p.side == "BUY" else bids, consumed)
+
+    def _accept(self, creds: auth.ApiCreds, p: od.ParsedOrder, meta: MarketMeta, order_id: str,
+                fills: list[Level], events: Events) -> dict[str, Any]:
+        self._seq += 1
+        order = Order(id=order_id, owner=creds.api_key, maker=creds.address, token_id=p.token_id,
+                      market=meta.condition_id, outcome=meta.outcomes[meta.token_ids.index(p.token_id)],
+                      side=p.side, price=p.price, original_size=p.size, order_type=p.order_type,
+                      post_only=p.post_only, expiration=p.expiration, created_ms=self.clock.now_ms(),
+                      seq=self._seq)
+        self.orders[order_id] = order
+        self._audit("order_accepted", order_id=order.id, token_id=order.token_id, side=order.side,
+                    price=order.price, size=order.original_size, post_only=order.post_only,
+                    order_type=order.order_type, maker=order.maker, taker_fills=len(fills))
+        trade_events = []
+        making = taking = Decimal(0)
+        for price, size in fills:
+            consumed = self._consumed.setdefault((p.token_id, p.side), {})
+            consumed[price] = consumed.get(price, Decimal(0)) + size
+            event, usd = self._fill(order, price, size, maker=False)
+            trade_events.append(event)
+            making, taking = (making + usd, taking + size) if p.side == "BUY" else (making + size, taking + usd)
+        if order.remaining > 0 and p.order_type in ("GTC", "GTD"):
+            self._open.setdefault(order.token_id, {})[order.id] = order
+        elif order.status == "LIVE":
+            order.status, order.cancel_reason = "MATCHED", ("FAK_REMAINDER_KILLED" if order.remaining > 0 else "")
+        events.append(OrderEvent("PLACEMENT", od.user_order_event(order, "PLACEMENT", self.clock.now_ms())))
+        events.extend(trade_events)
+        trade_ids = [e.trade["id"] for e in trade_events]
+        return {"success": True, "errorMsg": "", "orderID": order.id,
+                "status": "matched" if fills else "live", "makingAmount": fmt(making),
+                "takingAmount": fmt(taking), "transactionsHashes": [e.trade["transaction_hash"] for e in trade_events],
+                "tradeIDs": trade_ids}
+
+    # ---- fills ----
+    def _fill(self, order: Order, price: Decimal, size: Decimal, maker: bool) -> tuple[TradeEvent, Decimal]:
+        """Book one fill of ``order``; returns its TradeEvent and the pUSD moved.
+
+        Raises:
+            ValueError: the account cannot cover the fill (a reservation bug; the caller cancels).
+        """
+        trade, usd, taker_side = self.ledger.fill(order, price, size, maker, self.clock.now_ms(), self.seed)
+        order.size_matched += size
+        order.associate_trades.append(trade["id"])
+        if order.remaining <= 0:
+            order.status = "MATCHED"
+            self._open.get(order.token_id, {}).pop(order.id, None)
+        self._audit("fill", order_id=order.id, token_id=order.token_id, side=order.side, price=price,
+                    size=size, post_only=order.post_only, order_type=order.order_type, maker=order.maker,
+                    trade_id=trade["id"], role="MAKER" if maker else "TAKER", size_matched=order.size_matched)
+        log.info("event ORDER_FILLED order_id=%s side=%s price=%s size=%s role=%s", order.id, order.side,
+                 price, size, "MAKER" if maker else "TAKER")
+        return TradeEvent(trade, order.token_id, price, size, taker_side), usd
+
+    def on_tape_update(self, token_id: str) -> None:
+        """Fill our resting orders of ``token_id`` that the tape's new top crosses (module doc)."""
+        self._run(lambda events: self._match_resting(token_id, events))
+
+    def _match_resting(self, token_id: str, events: Events) -> None:
+        self._consumed.pop((token_id, "BUY"), None)
+        self._consumed.pop((token_id, "SELL"), None)
+        best_bid, best_ask = self.books.tape_top(token_id)
+        resting = sorted(self._open.get(token_id, {}).values(),
+                         key=lambda o: (-o.price if o.side == "BUY" else o.price, o.seq))
+        for order in resting:
+            if not od.crosses(order.side, order.price, best_ask if order.side == "BUY" else best_bid):
+                continue
+            try:
+                trade_event, _ = self._fill(order, order.price, order.remaining, maker=True)
+            except ValueError as exc:
+                log.error("event FILL_BALANCE_ERROR order_id=%s err=%s", order.id, exc)
+                self._cancel(order, "FILL_BALANCE_ERROR", events)
+                continue
+            events.append(OrderEvent("UPDATE", od.user_order_event(order, "UPDATE", self.clock.now_ms())))
+            events.append(trade_event)
+
+    # ---- cancels, market end, heartbeats, expiry ----
+    def _cancel(self, order: Order, reason: str, events: Events) -> None:
+        order.status, order.cancel_reason = "CANCELED", reason
+        self._open.get(order.token_id, {}).pop(order.id, None)
+        self._audit("cancel", order_id=order.id, token_id=order.token_id, side=order.side, price=order.price,
+                    size=order.remaining, post_only=order.post_only, order_type=order.order_type,
+                    reason=reason, maker=order.maker)
+        events.append(OrderEvent("CANCELLATION", od.user_order_event(order, "CANCELLATION", self.clock.now_ms())))
+
+    def cancel(self, address: str, order_ids: list[str], reason: str = "USER_CANCEL") -> dict[str, Any]:
+        """Cancel ``order_ids`` of ``address``: ``{"canceled": [ids], "not_canceled": {id: reason}}``
+        (reasons as Polymarket words them, reference/polymarket-api.md "Other order endpoints")."""
+        def run(events: Events) -> dict[str, Any]:
+            canceled: list[str] = []
+            not_canceled: dict[str, str] = {}
+            for oid in order_ids:
+                order = self.orders.get(oid)
+                if order is None or order.maker.lower() != address.lower():
+                    not_canceled[oid] = "Order not found or already canceled"
+                elif order.status != "LIVE":
+                    not_canceled[oid] = "already canceled or matched"
+                else:
+                    self._cancel(order, reason, events)
+                    canceled.append(oid)
+            return {"canceled": canceled, "not_canceled": not_canceled}
+        return self._run(run)
+
+    def cancel_where(self, address: str, market: str = "", asset_id: str = "",
+                     reason: str = "CANCEL_ALL") -> dict[str, Any]:
+        """Cancel the open orders of ``address`` (optionally only of ``market`` and/or ``asset_id``)."""
+        with self._lock:
+            ids = [o.id for o in sorted(self._open_of(address), key=lambda o: o.seq)
+                   if (not market or o.market == market) and (not asset_id or o.token_id == asset_id)]
+        return self.cancel(address, ids, reason)
+
+    def on_market_end(self, condition_id: str) -> None:
+        """Market ended: refuse new orders and cancel every resting order of it (reason MARKET_ENDED)."""
+        def run(events: Events) -> None:
+            self._ended.add(condition_id)
+            self._audit("market_end", reason="MARKET_ENDED", market=condition_id)
+            for book in list(self._open.values()):
+                for order in sorted(book.values(), key=lambda o: o.seq):
+                    if order.market == condition_id:
+                        self._cancel(order, "MARKET_ENDED", events)
+        self._run(run)
+
+    def heartbeat(self, address: str, heartbeat_id: str) -> dict[str, Any]:
+        """Record a heartbeat (wall time) of ``address``; heartbeat ids are not chained/enforced."""
+        def beat(events: Events) -> dict[str, Any]:  # the sweep before it cancels a lapsed address first
+            self._heartbeats[address.lower()] = wall = self.clock.wall_ms()
+            return {"heartbeat_id": str(uuid.UUID(hex=acc.hex_id(self.seed, "hb", address, heartbeat_id, wall)[:32]))}
+        return self._run(beat)
+
+    def sweep(self) -> None:
+        """Apply GTD expiry and heartbeat expiry now (also done at every engine call)."""
+        self._run(lambda events: None)
+
+    def _sweep_locked(self, events: Events) -> None:
+        wall, now = self.clock.wall_ms(), self.clock.now_ms()
+        for address, last in list(self._heartbeats.items()):
+            if wall - last > HEARTBEAT_TIMEOUT_MS:
+                del self._heartbeats[address]
+                self._audit("heartbeat_expired", reason="HEARTBEAT_EXPIRED", maker=address, last_wall_ms=last)
+                log.warning("event HEARTBEAT_EXPIRED address=%s silent_ms=%d", address, wall - last)
+                for order in sorted(self._open_of(address), key=lambda o: o.seq):
+                    self._cancel(order, "HEARTBEAT_EXPIRED", events)
+        for book in list(self._open.values()):
+            for order in list(book.values()):
+                if order.order_type == "GTD" and 0 < order.expiration and order.expiration * 1000 <= now:
+                    self._cancel(order, "EXPIRED", events)
+
+    # ---- queries (REST, WS overlay, /_sim) ----
+    def resting_levels(self, token_id: str) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
+        """Our open size by price: (BUY sizes, SELL sizes) of ``token_id``, for the book overlay."""
+        buys: dict[Decimal, Decimal] = {}
+        sells: dict[Decimal, Decimal] = {}
+        with self._lock:
+            for o in self._open.get(token_id, {}).values():
+                side = buys if o.side == "BUY" else sells
+                side[o.price] = side.get(o.price, Decimal(0)) + o.remaining
+        return buys, sells
+
+    def _read(self, fn: Callable[[], Any]) -> Any:
+        return self._run(lambda events: fn())
+
+    def last_trade(self, token_id: str) -> tuple[Decimal, str] | None:
+        """(price, taker side) of the last fill of our orders in ``token_id``, or None."""
+        return self._read(lambda: self.ledger.last_trade.get(token_id))
+
+    def balance(self, address: str, token_id: str = "") -> dict[str, Any]:
+        """``GET /balance-allowance`` answer for ``address`` (accounts.Ledger.balance)."""
+        return self._read(lambda: self.ledger.balance(address, token_id))
+
+    def trades_of(self, address: str, filters: dict[str, str]) -> list[dict[str, Any]]:
+        """``address``'s trades, newest first (accounts.Ledger.trades_of)."""
+        return self._read(lambda: self.ledger.trades_of(address, filters))
+
+    def holdings(self, address: str) -> list[tuple[str, acc.Holding]]:
+        """Copies of ``address``'s holdings (accounts.Ledger.holdings)."""
+        return self._read(lambda: self.ledger.holdings(address))
+
+    def orders_of(self, address: str | None = None, live_only: bool = False) -> list[Order]:
+        """Copies of the orders of ``address`` (all addresses when None), oldest first."""
+        def pick() -> list[Order]:
+            key = address.lower() if address else None
+            return [replace(o, associate_trades=list(o.associate_trades))
+                    for o in sorted(self.orders.values(), key=lambda o: o.seq)
+                    if (key is None or o.maker.lower() == key) and (not live_only or o.status == "LIVE")]
+        return self._read(pick)
+
+    def accounts_view(self) -> list[dict[str, Any]]:
+        """Balances and reservations of every account (for ``GET /_sim/state``)."""
+        return self._read(lambda: [acc.account_view(a, self._open_of(a.address))
+                                   for a in self.ledger.accounts.values()])
+
+    def counts(self) -> dict[str, Any]:
+        """Order counts by status, rejections, fills, ended markets and heartbeats (``/_sim/state``)."""
+        def count() -> dict[str, Any]:
+            statuses = [o.status for o in self.orders.values()]
+            return {"orders": len(statuses), "live": statuses.count("LIVE"), "matched": statuses.count("MATCHED"),
+                    "canceled": statuses.count("CANCELED"), "rejected": self.rejected,
+                    "trades": len(self.ledger.trades), "ended_markets": sorted(self._ended),
+                    "heartbeats": dict(self._heartbeats)}
+        return self._read(count)
