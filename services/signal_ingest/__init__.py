@@ -1,0 +1,1 @@
+"""polyband signal_ingest service."""

@@ -1,0 +1,54 @@
+"""``python -m services.signal_ingest``: settings -> logging -> Redis -> clock -> journal -> service.
+
+Exit status 2 on a bad setting (one ``event BAD_SETTING`` line naming ``PB_FIELD='value'``).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+from libs.common.clock import clock_for_mode
+from libs.common.journal import Journal
+from libs.common.logs import configure_logging
+from libs.common.redis_client import make_redis
+from libs.common.runtime import install_stop_handlers, instance_name, run_loop, start_metrics
+from libs.common.settings import BadSetting, load_settings
+from services.signal_ingest.config import IngestSettings
+from services.signal_ingest.data_api import DataApi
+from services.signal_ingest.service import SERVICE, SignalIngest
+
+log = logging.getLogger(SERVICE)
+
+
+def main() -> int:
+    """Run signal_ingest until SIGTERM/SIGINT; returns the process exit status."""
+    try:
+        settings = load_settings(IngestSettings)
+    except BadSetting as exc:
+        configure_logging(SERVICE)
+        log.error("event BAD_SETTING %s", exc)
+        return 2
+    configure_logging(SERVICE, settings.log_level)
+    start_metrics(settings.metrics_port)
+    r = make_redis(settings, client_name=SERVICE)
+    clock = clock_for_mode(r, settings.mode)
+    journal = Journal(r, SERVICE, clock)
+    instance = instance_name(SERVICE, settings.instance_id)
+    api = DataApi(settings.data_api_url, settings.http_timeout_s)
+    service = SignalIngest(r, settings, clock, journal, api, instance)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    leaders = ",".join(f"{t.account}>={t.min_size}" for t in settings.enabled_leaders())
+    journal.record("SERVICE_STARTED", instance=instance, leaders=leaders, data_api_url=settings.data_api_url,
+                   poll_interval_s=settings.poll_interval_s)
+    try:
+        run_loop(service.step, stop, clock, min(1.0, settings.poll_interval_s), journal)
+    finally:
+        api.close()
+        journal.record("SERVICE_STOPPED", instance=instance)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

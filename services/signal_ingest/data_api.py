@@ -1,0 +1,79 @@
+"""HTTP client for data-api ``GET /trades`` (reference/polymarket-api.md 1.4). Imperative shell.
+
+Always sends ``takerOnly=false``: the API defaults to taker fills only, and a leader's maker fills
+are trades too (SPEC S2.1). Every failure becomes a ``FetchError`` with a reason code; the caller
+journals it and never advances a cursor on it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from services.signal_ingest.normalize import BadBody, parse_body
+
+
+class FetchError(Exception):
+    """A ``/trades`` request failed.
+
+    Attributes:
+        reason: ``HTTP_429``, ``HTTP_5XX``, ``HTTP_4XX``, ``HTTP_TIMEOUT``, ``HTTP_ERROR`` (transport)
+            or ``BAD_RESPONSE`` (body not a JSON array).
+        status: HTTP status (0 when there was no response).
+        detail: short text (error or body start).
+        retry_after_s: the server's ``Retry-After`` in seconds, when a 429 carried one.
+    """
+
+    def __init__(self, reason: str, status: int, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(f"{reason} status={status} {detail}")
+        self.reason, self.status, self.detail, self.retry_after_s = reason, status, detail, retry_after_s
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After", "")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None  # an HTTP-date form is ignored: the jittered exponential backoff still applies
+
+
+class DataApi:
+    """``trades(account, limit, offset)`` against ``base_url`` (e.g. ``https://data-api.polymarket.com``).
+
+    Args:
+        base_url: data-api base URL without the trailing ``/trades``.
+        timeout_s: per-request timeout (wall seconds).
+        client: optional ``httpx.Client`` (tests); one is created otherwise and closed by ``close``.
+    """
+
+    def __init__(self, base_url: str, timeout_s: float, client: httpx.Client | None = None) -> None:
+        self.url = base_url.rstrip("/") + "/trades"
+        self._own = client is None
+        self.client = client or httpx.Client(timeout=timeout_s, headers={"Accept": "application/json"})
+
+    def trades(self, account: str, limit: int, offset: int) -> list[Any]:
+        """One page of ``account``'s fills, newest first, numbers with fractions as ``Decimal``.
+
+        Raises:
+            FetchError: on any HTTP status other than 200, a transport error, a timeout or a body
+                that is not a JSON array.
+        """
+        params = {"user": account, "limit": str(limit), "offset": str(offset), "takerOnly": "false"}
+        try:
+            resp = self.client.get(self.url, params=params)
+        except httpx.TimeoutException as exc:
+            raise FetchError("HTTP_TIMEOUT", 0, f"{type(exc).__name__}: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise FetchError("HTTP_ERROR", 0, f"{type(exc).__name__}: {exc}") from None
+        if resp.status_code != 200:
+            kind = "HTTP_429" if resp.status_code == 429 else "HTTP_5XX" if resp.status_code >= 500 else "HTTP_4XX"
+            raise FetchError(kind, resp.status_code, resp.text[:200], _retry_after(resp))
+        try:
+            return parse_body(resp.content)
+        except BadBody as exc:
+            raise FetchError("BAD_RESPONSE", resp.status_code, str(exc)) from None
+
+    def close(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._own:
+            self.client.close()
