@@ -1,0 +1,1 @@
+"""polyband scheduler service."""

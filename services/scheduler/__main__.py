@@ -1,0 +1,67 @@
+"""``python -m services.scheduler``: settings -> logging -> Redis -> clock -> journal -> service -> loop.
+
+Exit status 2 on a bad setting (one ``event BAD_SETTING`` line naming the variable and value).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+from libs.common import runtime
+from libs.common.clock import clock_for_mode
+from libs.common.journal import Journal
+from libs.common.logs import configure_logging
+from libs.common.redis_client import make_redis
+from libs.common.settings import BadSetting, load_settings
+from services.scheduler.config import SchedulerSettings
+from services.scheduler.gamma import GammaClient
+from services.scheduler.heartbeat import ExchangeHeartbeat
+from services.scheduler.service import Scheduler
+
+log = logging.getLogger("services.scheduler")
+
+
+def _exchange_heartbeat(settings: SchedulerSettings, journal: Journal) -> ExchangeHeartbeat:
+    from libs.common.venue import VenueClient  # live only: the one adapter over py-clob-client-v2
+
+    assert settings.private_key is not None  # checked by SchedulerSettings in live mode
+    client = VenueClient(settings.clob_url, settings.private_key, chain_id=settings.chain_id,
+                         signature_type=settings.signature_type, funder=settings.funder,
+                         http_timeout_s=min(settings.heartbeat_interval_s, 5.0))
+    return ExchangeHeartbeat(client, journal, int(settings.heartbeat_interval_s * 1000))
+
+
+def main() -> int:
+    """Run the scheduler until SIGTERM/SIGINT; returns the process exit status."""
+    try:
+        settings = load_settings(SchedulerSettings)
+    except BadSetting as exc:
+        configure_logging("scheduler")
+        log.error("event BAD_SETTING %s", exc)
+        return 2
+    configure_logging("scheduler", settings.log_level)
+    runtime.start_metrics(settings.metrics_port)
+    instance = runtime.instance_name("scheduler", settings.instance_id)
+    r = make_redis(settings, client_name=instance)
+    clock = clock_for_mode(r, settings.mode)
+    journal = Journal(r, "scheduler", clock)
+    stop = threading.Event()
+    runtime.install_stop_handlers(stop)
+    gamma = GammaClient(settings.gamma_url, settings.gamma_timeout_s)
+    service = Scheduler(r, clock, journal, settings, gamma, instance)
+    if settings.mode == "live":
+        beat = _exchange_heartbeat(settings, journal)
+        threading.Thread(target=beat.run, args=(stop, clock), name="exchange-heartbeat", daemon=True).start()
+    log.info("scheduler started instance=%s mode=%s max_active=%d gamma=%s", instance, settings.mode,
+             settings.max_active_tokens, settings.gamma_url)
+    try:
+        runtime.run_loop(service.step, stop, clock, settings.step_interval_s, journal)
+    finally:
+        gamma.close()
+        log.info("scheduler stopped instance=%s", instance)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Settings of the scheduler (SPEC S3.3): capacity, lifecycle windows, health thresholds, URLs.
+
+Environment (prefix ``PB_``): ``PB_GAMMA_URL``, ``PB_CLOB_URL``, ``PB_MAX_ACTIVE_TOKENS``,
+``PB_SELL_ONLY_WINDOW_S``, ``PB_INACTIVE_WARN_S``, ``PB_INACTIVE_CLEANUP_S``,
+``PB_REENTRY_COOLDOWN_S``, ``PB_LEASE_TTL_MS``, ``PB_STEP_INTERVAL_S``, ``PB_HEARTBEAT_INTERVAL_S``,
+``PB_GATEWAY_STALE_MS``, ``PB_GAMMA_TIMEOUT_S``, ``PB_GAMMA_MAX_ATTEMPTS``, ``PB_FEED_GRACE_S``,
+``PB_SIGNAL_BATCH``, ``PB_CLAIM_IDLE_MS``; live mode also ``PB_PRIVATE_KEY`` (secret),
+``PB_CHAIN_ID``, ``PB_SIGNATURE_TYPE``, ``PB_FUNDER`` for the exchange heartbeat.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field, SecretStr, model_validator
+
+from libs.common.settings import BaseServiceSettings
+
+
+class SchedulerSettings(BaseServiceSettings):
+    """scheduler settings. Seconds are wall or market seconds as noted; ``*_ms`` are milliseconds.
+
+    Attributes:
+        gamma_url: Gamma base URL (``GET {gamma_url}/markets?clob_token_ids=``).
+        clob_url: CLOB REST base URL (live exchange heartbeat ``POST /v1/heartbeats``).
+        max_active_tokens: tokens active/exiting/exit_only at once (default 10; SPEC S3.3).
+        sell_only_window_s: market seconds before a market's end in which no token is entered
+            (3600; paper 60, for the tape's five-minute markets).
+        inactive_warn_s: market seconds without market activity before HEALTH_INACTIVE_WARN
+            (1800 = the legacy 30-min warning; paper 60).
+        inactive_cleanup_s: market seconds without activity before the token is cleaned up
+            (3600 = the legacy 60-min clean-up; paper 120). Must exceed ``inactive_warn_s``.
+        reentry_cooldown_s: market seconds a token stays in cooldown before a BUY may refill it
+            (600; paper 30).
+        lease_ttl_ms: the workers' lease TTL (wall ms); an offer nobody claims for 3 TTLs is
+            journaled OFFER_UNCLAIMED.
+        step_interval_s: wall seconds between two steps.
+        heartbeat_interval_s: wall seconds between two exchange heartbeats (live mode only).
+        gateway_stale_ms: ``pb:md:gateway.updated_ms`` older than this (wall) means the feed is down.
+        gamma_timeout_s: timeout of one Gamma request (wall seconds).
+        gamma_max_attempts: Gamma failures in a row before a candidate goes to cooldown
+            (METADATA_UNAVAILABLE).
+        feed_grace_s: wall seconds a per-token feed problem must last before it is journaled
+            (a just-activated token has no book until the gateway subscribed).
+        signal_batch: signals read per XREADGROUP.
+        claim_idle_ms: signals idle this long (wall ms) in a dead consumer are XAUTOCLAIMed.
+        private_key: live only: signer key of the trading account (heartbeats are per account).
+        chain_id, signature_type, funder: live only: as for the worker's venue client.
+    """
+
+    gamma_url: str = Field("https://gamma-api.polymarket.com", pattern=r"^https?://")
+    clob_url: str = Field("https://clob.polymarket.com", pattern=r"^https?://")
+    max_active_tokens: int = Field(10, ge=1)
+    sell_only_window_s: float = Field(3600.0, ge=0)
+    inactive_warn_s: float = Field(1800.0, gt=0)
+    inactive_cleanup_s: float = Field(3600.0, gt=0)
+    reentry_cooldown_s: float = Field(600.0, ge=0)
+    lease_ttl_ms: int = Field(10_000, gt=0)
+    step_interval_s: float = Field(0.5, gt=0)
+    heartbeat_interval_s: float = Field(5.0, gt=0)
+    gateway_stale_ms: int = Field(5000, gt=0)
+    gamma_timeout_s: float = Field(5.0, gt=0)
+    gamma_max_attempts: int = Field(5, ge=1)
+    feed_grace_s: float = Field(10.0, ge=0)
+    signal_batch: int = Field(100, ge=1, le=10_000)
+    claim_idle_ms: int = Field(30_000, gt=0)
+    private_key: SecretStr | None = None
+    chain_id: int = 137
+    signature_type: int = Field(0, ge=0)
+    funder: str | None = None
+
+    paper_defaults: ClassVar[dict[str, Any]] = {
+        "gamma_url": "http://127.0.0.1:8080/gamma",
+        "clob_url": "http://127.0.0.1:8080",
+        "sell_only_window_s": 60.0,
+        # market s; the tape's five-minute markets are quiet for minutes at a time (18 price moves
+        # in 33 min), so a cleanup at 120 s would end most entries before the market moves at all
+        "inactive_warn_s": 90.0,
+        "inactive_cleanup_s": 180.0,
+        "reentry_cooldown_s": 30.0,
+    }
+
+    @model_validator(mode="after")
+    def _check(self) -> "SchedulerSettings":
+        if self.inactive_cleanup_s <= self.inactive_warn_s:
+            raise ValueError(f"inactive_cleanup_s={self.inactive_cleanup_s} must be greater than "
+                             f"inactive_warn_s={self.inactive_warn_s}")
+        if self.mode == "live" and self.private_key is None:
+            raise ValueError("live mode needs PB_PRIVATE_KEY for the exchange heartbeat")
+        return self

@@ -1,0 +1,112 @@
+"""Per-step housekeeping of one token (SPEC S3.3). Pure: (view, now_ms, wall_ms, rules) -> Decision.
+
+- Finished tokens (closed/cooldown/failed) whose lease nobody holds: out of ``pb:md:subs``, the
+  offers and pending indexes, lease withdrawn, untracked. Exit-only tasks end here whether they
+  sold or not, and a finished token is never offered again (the legacy re-ran them forever).
+- Active/exiting/exit_only tokens: an expired or released lease goes back into ``pb:sched:offers``
+  (index repair; ``acquire`` takes expired leases and the new holder runs the takeover rule); a
+  missing lease is offered again; a lost subscription is restored; a market that ended while no
+  worker held the token is closed MARKET_ENDED.
+- Index repairs: a pending token missing from the queue is enqueued; stale queue/offer entries go.
+"""
+from __future__ import annotations
+
+from services.scheduler.model import (
+    ACTIVE_STATES, FINISHED_STATES, Decision, Effect, Note, Rules, TokenView, Transition,
+)
+
+
+def _cleanup_effects(view: TokenView, wall_ms: int) -> list[Effect]:
+    effects: list[Effect] = []
+    if view.lease.exists:
+        effects.append(Effect("withdraw"))  # first: a refusal (a worker appeared) stops the rest
+    if view.in_subs:
+        effects.append(Effect("unsubscribe"))
+    if view.in_offers:
+        effects.append(Effect("unindex_offer"))
+    if view.in_pending:
+        effects.append(Effect("dequeue"))
+    effects += [Effect("untrack"), Effect("clear_health")]
+    return effects
+
+
+def cleanup(view: TokenView, now_ms: int, wall_ms: int, rules: Rules) -> Decision | None:
+    """Release every resource of a finished token once no live lease remains (None while one does)."""
+    if view.lease.live(wall_ms):
+        return None
+    effects = _cleanup_effects(view, wall_ms)
+    if view.state == "cooldown" and not view.tok.get("cooldown_until_ms"):
+        until = view.num("updated_ms") + rules.reentry_cooldown_ms
+        effects.insert(0, Effect("hset", fields={"cooldown_until_ms": str(until)}))
+    note = Note("TOKEN_CLEANED", fields={"state": view.state, "why": view.reason,
+                                         "lease": "expired" if view.lease.exists else "none"})
+    return Decision(view.token_id, effects=tuple(effects), notes=(note,))
+
+
+def _lease_repairs(view: TokenView, wall_ms: int) -> tuple[list[Effect], list[Note]]:
+    effects: list[Effect] = []
+    notes: list[Note] = []
+    lease, exit_mode = view.lease, view.state == "exit_only"
+    if not lease.exists:
+        effects += [Effect("offer", "exit_only" if exit_mode else "maker"), Effect("index_offer", score=wall_ms)]
+        notes.append(Note("LEASE_MISSING_REOFFERED", level="warn", fields={"state": view.state}))
+        return effects, notes
+    if exit_mode and lease.mode != "exit_only":
+        effects.append(Effect("offer", "exit_only"))
+        notes.append(Note("LEASE_MODE_REPAIRED", level="warn", fields={"was": lease.mode}))
+    live = lease.live(wall_ms)
+    if not live and not view.in_offers:
+        effects.append(Effect("index_offer", score=wall_ms))
+        if lease.worker:
+            notes.append(Note("LEASE_EXPIRED_REOFFERED", level="warn",
+                              fields={"worker": lease.worker, "expired_ms": lease.expires_ms}))
+        else:
+            notes.append(Note("OFFER_INDEX_REPAIRED", fields={"mode": lease.mode}))
+    elif live and view.in_offers:
+        effects.append(Effect("unindex_offer"))
+    return effects, notes
+
+
+def running(view: TokenView, now_ms: int, wall_ms: int, rules: Rules) -> Decision | None:
+    """Keep an active/exiting/exit_only token served: lease offered, indexed, subscribed, tracked."""
+    end_ms = view.num("end_ms")
+    if end_ms and now_ms >= end_ms and not view.lease.live(wall_ms):
+        info = {"end_ms": end_ms, "position": view.tok.get("position", "0")}
+        t = Transition("closed", "MARKET_ENDED", (view.state,), info=info)
+        return Decision(view.token_id, t)
+    effects, notes = _lease_repairs(view, wall_ms)
+    if not view.in_subs:
+        effects.append(Effect("subscribe"))
+        notes.append(Note("SUBSCRIPTION_REPAIRED", level="warn"))
+    if view.in_pending:
+        effects.append(Effect("dequeue"))
+    if not view.tracked:
+        effects.append(Effect("track"))
+    if not effects and not notes:
+        return None
+    return Decision(view.token_id, effects=tuple(effects), notes=tuple(notes))
+
+
+def review(view: TokenView, now_ms: int, wall_ms: int, rules: Rules) -> Decision | None:
+    """The housekeeping decision for one token of the snapshot, None when all is in order.
+
+    Raises:
+        BadField: a token hash field the decision needs is not usable.
+    """
+    st = view.state
+    if st in FINISHED_STATES:
+        return cleanup(view, now_ms, wall_ms, rules)
+    if st in ACTIVE_STATES:
+        return running(view, now_ms, wall_ms, rules)
+    if st in ("pending", "candidate"):
+        effects = [] if view.tracked else [Effect("track")]
+        if st == "pending" and not view.in_pending:
+            effects.append(Effect("enqueue", score=view.num("signal_ts_ms")))
+            return Decision(view.token_id, effects=tuple(effects), notes=(Note("QUEUE_REPAIRED"),))
+        return Decision(view.token_id, effects=tuple(effects)) if effects else None
+    if st == "":
+        if view.lease.live(wall_ms):
+            return None
+        note = Note("TOKEN_UNKNOWN", level="warn", fields={"in_subs": view.in_subs, "in_offers": view.in_offers})
+        return Decision(view.token_id, effects=tuple(_cleanup_effects(view, wall_ms)), notes=(note,))
+    return Decision(view.token_id, notes=(Note("UNKNOWN_STATE", level="error", fields={"state": st}),))
