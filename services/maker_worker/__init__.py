@@ -1,0 +1,1 @@
+"""polyband maker_worker service."""

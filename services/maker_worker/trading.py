@@ -1,0 +1,186 @@
+"""One step of one held token: renew, takeover clean-up, book, order polling, strategy, execution.
+
+The strategy (pure) decides; this shell only performs its intents and feeds the outcomes back as
+events. Every write goes through the lease fence; LeaseLost propagates to the worker, which drops
+the token at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from redis import Redis
+
+from libs.common import keys
+from libs.common.clock import Clock
+from libs.common.journal import Journal
+from libs.common.leases import Grant, Leases
+from libs.common.venue import Venue, VenueError
+from services.maker_worker import risk, strategy
+from services.maker_worker.book_source import from_redis, from_rest
+from services.maker_worker.config import WorkerSettings
+from services.maker_worker.models import (
+    Cancel, Event, Fill, Intent, MarketView, Note, Place, Release, Tick, TokenState, Transition,
+)
+from services.maker_worker.orders import OrderDesk
+from services.maker_worker.tokens import TokenMetaError, initial_state, position_fields, tok_events
+
+
+@dataclass
+class Held:
+    """A token whose lease this worker holds. ``state`` is None until the position is reconciled;
+    ``cleanup`` (takeover or leftover orders) cancels the token's orders first, not before
+    ``ready_wall_ms`` (old lease expiry + HTTP timeout)."""
+
+    grant: Grant
+    state: TokenState | None = None
+    neg_risk: bool = False
+    cleanup: bool = False
+    ready_wall_ms: int = 0
+    book_source: str = ""
+    market: MarketView | None = None
+    released: bool = False
+
+
+class TokenTrader:
+    """Runs held tokens; see the module docstring. Raises LeaseLost from ``step``."""
+
+    def __init__(self, r: Redis, leases: Leases, venue: Venue, desk: OrderDesk, journal: Journal,
+                 clock: Clock, settings: WorkerSettings) -> None:
+        self.r, self.leases, self.venue, self.desk = r, leases, venue, desk
+        self.journal, self.clock, self.s, self.params = journal, clock, settings, settings.params()
+
+    def step(self, h: Held, tok: dict[str, str], book: dict[str, str], gw_ok: bool, halted: bool,
+             room: Decimal) -> None:
+        """One step of one token (see module docstring)."""
+        wall = self.clock.wall_ms()
+        h.grant = self.leases.renew(h.grant, wall, self.s.lease_ttl_ms)
+        if h.state is None and not self.prepare(h, tok, wall):
+            return
+        assert h.state is not None
+        h.market = market = self.market(h, book, gw_ok, wall)
+        events = tok_events(h.state, tok, h.grant.mode) + self.desk.poll(h.grant, h.state)
+        for ev in events:
+            self.apply(h, ev, market)
+        for _ in range(2):  # a second pass places what replaces the orders just cancelled
+            if h.released or not self.apply(h, Tick(halted, room), market):
+                break
+
+    # ---- takeover and reconcile ----
+    def prepare(self, h: Held, tok: dict[str, str], wall: int) -> bool:
+        """Cancel leftovers (after the grace period), take the position from the venue, build state."""
+        token = h.grant.token_id
+        if h.cleanup and wall < h.ready_wall_ms:
+            return False
+        try:
+            if h.cleanup:
+                res = self.venue.cancel_token(token)
+                closed = self.desk.close_records(h.grant)
+                self.journal.record("TAKEOVER_CANCELED", token_id=token, prev_worker=h.grant.prev_worker,
+                                    canceled=len(res.canceled), records=closed)
+                h.cleanup = False
+            position = self.venue.token_balance(token)
+        except VenueError as exc:
+            self.journal.record("RECONCILE_FAILED", token_id=token, level="warn", error=exc.message[:200])
+            return False
+        now = self.clock.now_ms()
+        try:
+            h.state = initial_state(token, tok, position, h.grant.mode, now)
+        except TokenMetaError as exc:
+            self.journal.record("TOKEN_META_INVALID", token_id=token, level="error", detail=str(exc))
+            self.transition(h, Transition("failed", "TOKEN_META_INVALID"))
+            self.release(h, Release(True))
+            return False
+        h.neg_risk = tok.get("neg_risk", "").lower() in ("1", "true")
+        if str(position) != tok.get("position", "0"):
+            self.journal.record("POSITION_RECONCILED", token_id=token, redis=tok.get("position", ""), venue=position)
+        self.leases.fenced_hset(h.grant, keys.tok(token), position_fields(h.state), self.clock.wall_ms())
+        return True
+
+    def market(self, h: Held, book: dict[str, str], gw_ok: bool, wall: int) -> MarketView:
+        """Redis book when fresh, else REST (BOOK_REST_FALLBACK / BOOK_REST_FAILED once per episode)."""
+        assert h.state is not None
+        token = h.grant.token_id
+        try:
+            read = from_redis(book, gw_ok, wall, self.s.book_max_age_ms)
+        except ValueError as exc:
+            self.journal.record("BOOK_MALFORMED", token_id=token, level="error", detail=str(exc))
+            read = None
+        if read is None:
+            read = from_rest(self.venue, token)
+            if read.source != h.book_source:
+                if read.source == "rest":
+                    self.journal.record("BOOK_REST_FALLBACK", token_id=token, level="warn")
+                else:
+                    self.journal.record("BOOK_REST_FAILED", token_id=token, level="error", error=read.error)
+        h.book_source = read.source
+        return read.view(h.state.tick_size, h.state.min_order_size, h.state.end_ms)
+
+    # ---- strategy and execution ----
+    def apply(self, h: Held, ev: Event, market: MarketView) -> bool:
+        """Run the strategy on ``ev`` and execute its intents; True when an order was cancelled."""
+        assert h.state is not None
+        before = h.state
+        h.state, intents = strategy.step(h.state, market, ev, self.clock.now_ms(), self.params)
+        if isinstance(ev, Fill):
+            self.on_fill(h, ev, before)
+        return self.execute(h, intents, market)
+
+    def execute(self, h: Held, intents: list[Intent], market: MarketView) -> bool:
+        """Perform intents in order; outcomes go back into the strategy as events."""
+        assert h.state is not None
+        cancelled = False
+        for i in intents:
+            events: list[Event] = []
+            if isinstance(i, Place):
+                if h.state.done or h.released:
+                    continue
+                events = self.desk.place(h.grant, i, market.tick_size, h.neg_risk)
+            elif isinstance(i, Cancel):
+                order = next((o for o in h.state.orders if o.order_id == i.order_id), None)
+                if order is None:
+                    continue
+                events, cancelled = self.desk.cancel(h.grant, order, i.why), True
+            elif isinstance(i, Transition):
+                self.transition(h, i)
+            elif isinstance(i, Release):
+                self.release(h, i)
+            elif isinstance(i, Note):
+                self.journal.record(i.reason, token_id=h.grant.token_id, level=i.level, **i.fields)
+            for ev in events:
+                self.apply(h, ev, market)
+        return cancelled
+
+    def on_fill(self, h: Held, f: Fill, before: TokenState) -> None:
+        """Persist position (fenced), journal FILL, count it; add realized P&L and halt past the limit."""
+        assert h.state is not None
+        s, token, now = h.state, h.grant.token_id, self.clock.now_ms()
+        self.leases.fenced_hset(h.grant, keys.tok(token), position_fields(s), self.clock.wall_ms())
+        self.journal.record("FILL", token_id=token, order_id=f.order_id, side=f.side, price=f.price, size=f.size,
+                            position=s.position, avg_entry=s.avg_entry)
+        self.journal.bump("fills")
+        pnl = s.realized_pnl - before.realized_pnl
+        if f.side == "SELL" and pnl != 0:
+            total = risk.add_realized(self.r, pnl, now)
+            if risk.loss_limit_hit(total, self.s.daily_loss_limit_usd) and risk.set_halt(
+                    self.r, f"DAILY_LOSS_LIMIT day_pnl={total} limit={self.s.daily_loss_limit_usd}"):
+                self.journal.record("HALT_DAILY_LOSS", token_id=token, level="error", day_pnl=total,
+                                    limit=self.s.daily_loss_limit_usd)
+
+    def transition(self, h: Held, t: Transition) -> None:
+        """Write the lifecycle state (fenced) and journal it with its reason."""
+        token, now = h.grant.token_id, self.clock.now_ms()
+        fields = {"state": t.state, "reason": t.reason, "updated_ms": str(now)}
+        self.leases.fenced_hset(h.grant, keys.tok(token), fields, self.clock.wall_ms())
+        pos = h.state.position if h.state else ""
+        self.journal.record(t.reason, token_id=token, level="error" if t.state == "failed" else "info",
+                            state=t.state, position=pos)
+
+    def release(self, h: Held, rel: Release) -> None:
+        """Give the lease up (once)."""
+        if h.released:
+            return
+        h.released = True
+        ok = self.leases.release(h.grant, rel.done)
+        self.journal.record("LEASE_RELEASED", token_id=h.grant.token_id, done=rel.done, fence=h.grant.fence,
+                            level="info" if ok else "warn", released=ok)
