@@ -76,3 +76,12 @@ HALT = f"{NS}:halt"  # string: reason, when trading is halted by risk or by hand
 def service(instance_id: str) -> str:
     """Hash: one service instance's state (service, pid, started_ms, last_ms, detail)."""
     return f"{NS}:svc:{instance_id}"
+
+
+# ---- maker_worker ----
+RISK_DAILY_PNL = f"{NS}:risk:daily_pnl"  # hash UTC day (YYYY-MM-DD, market time) -> realized P&L, micro-USD (HINCRBY)
+
+
+# ---- scheduler ----
+SCHED_TRACKED = f"{NS}:sched:tracked"  # set: tokens the scheduler still looks after (not yet cleaned up)
+SCHED_HEALTH = f"{NS}:sched:health"  # hash token -> JSON health/feed marks; field "_gateway" for the feed link
