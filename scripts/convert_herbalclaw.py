@@ -39,7 +39,8 @@ Rules:
   a moved price gives two entries: set the new level, then delete the old one (size "0"), so a side
   is never empty mid-frame. The side whose price worsens (bid down, ask up) goes first, so the book
   is never crossed mid-frame. Applying the entries in order yields exactly the row's bid and ask.
-  ``best_bid``/``best_ask`` in every entry are the top of book after the WHOLE frame.
+  ``best_bid``/``best_ask`` in each entry are the top of book right after THAT entry, as on the
+  wire (Polymarket: "best_bid/best_ask are the top of book after the change" of the entry).
 * Hashes are 40 lowercase hex: sha1 of a deterministic string (token, timestamp, level).
 * Tape line: ``{"seq": N (1..), "recv_ms": row timestamp_ms, "payload": "<frame text>"}``.
 * ``pinned_extremes`` counts tokens whose bid was 0.01 and ask 0.99 in every row. The 2026-02-17_PM
@@ -193,14 +194,21 @@ def side_changes(side: str, old_p: Decimal, old_s: Decimal, new_p: Decimal,
 
 
 def price_change_frame(cid: str, token: str, ts: int, old: L1, new: L1) -> str:
-    """One current-schema ``price_change``; entries ordered so no side empties or crosses mid-frame."""
+    """One current-schema ``price_change``; entries ordered so no side empties or crosses mid-frame,
+    each carrying the top of book right after it."""
     bids = side_changes("BUY", old.bid, old.bid_size, new.bid, new.bid_size)
     asks = side_changes("SELL", old.ask, old.ask_size, new.ask, new.ask_size)
     changes = asks + bids if new.ask > old.ask else bids + asks
-    entries = [{"asset_id": token, "price": fmt(price), "size": fmt(size), "side": side,
-                "hash": sha1_hex(f"pc:{token}:{ts}:{i}:{side}:{price}:{size}"),
-                "best_bid": fmt(new.bid), "best_ask": fmt(new.ask)}
-               for i, (side, price, size) in enumerate(changes)]
+    levels = {"BUY": {old.bid: old.bid_size}, "SELL": {old.ask: old.ask_size}}
+    entries = []
+    for i, (side, price, size) in enumerate(changes):
+        if size == 0:
+            levels[side].pop(price, None)
+        else:
+            levels[side][price] = size
+        entries.append({"asset_id": token, "price": fmt(price), "size": fmt(size), "side": side,
+                        "hash": sha1_hex(f"pc:{token}:{ts}:{i}:{side}:{price}:{size}"),
+                        "best_bid": fmt(max(levels["BUY"])), "best_ask": fmt(min(levels["SELL"]))})
     obj = {"market": cid, "price_changes": entries, "timestamp": str(ts), "event_type": "price_change"}
     return json.dumps(obj, separators=WIRE)
 

@@ -15,15 +15,18 @@ Usage::
 
 2. ``demo-synthetic.jsonl`` (SYNTHETIC) drawn from a converted BTC tape by this rule:
 
-   for each market, at window start + 45 s the leader BUYs 10 shares of the "Up" token at that
-   token's best ask as the book stands at that moment; at window start + 200 s it SELLs 10 shares of
-   the same token at the best bid as the book stands then.
+   for each market, at window start + 45 s the leader BUYs 10 shares of the cheaper outcome (the
+   token with the lower best ask as the book stands at that moment; on a tie the first outcome) at
+   that best ask; at window start + 200 s it SELLs 10 shares of the same token at the best bid as
+   the book stands then.
 
    Precisely: "as the book stands" is the book after applying every tape frame whose recv_ms is <=
    that moment. A leg whose token has no book yet at that moment (the recording of the market began
    later) or that falls after the tape's last frame is omitted. timestamp = floor(moment / 1000) (seconds). The tape's prices rarely move, so
    the rule is fixed in time rather than tied to the next update (which would put both legs of a
-   market on the same update).
+   market on the same update). "Cheaper outcome" rather than a fixed "Up": on this tape every Up
+   token only rises after its first seconds, so a leader always buying Up would never see a maker
+   BUY filled behind it; the cheaper side is a common contrarian leader pattern.
 """
 from __future__ import annotations
 
@@ -53,9 +56,9 @@ DEMO_WALLET = "0x00000000000000000000000000000000000de111"
 DEMO_NAME = "synthetic-demo-leader"
 WINDOW_S = 6 * 3600
 BUY_AFTER_MS, SELL_AFTER_MS, DEMO_SIZE = 45_000, 200_000, 10
-RULE = ('for each market, at window start + 45 s the leader BUYs 10 shares of the "Up" token at that token\'s '
-        'best ask as the book stands at that moment; at window start + 200 s it SELLs 10 shares of the same token '
-        'at the best bid as the book stands then.')
+RULE = ('for each market, at window start + 45 s the leader BUYs 10 shares of the cheaper outcome (the token with '
+        'the lower best ask as the book stands at that moment; on a tie the first outcome) at that best ask; at window '
+        'start + 200 s it SELLs 10 shares of the same token at the best bid as the book stands then.')
 RULE_DETAIL = ('"As the book stands" is the book after applying every tape frame with recv_ms <= that moment. A leg '
                'whose token has no book yet at that moment, or after the tape\'s last frame, is omitted. timestamp = floor(moment / 1000) s.')
 TRADES_FIELDS = ("proxyWallet", "side", "asset", "conditionId", "size", "price", "timestamp", "title", "slug",
@@ -153,30 +156,43 @@ def tape_moments(tape_dir: Path) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         yield current, group
 
 
-def demo_legs(tape_dir: Path, markets: list[MarketMeta]) -> list[tuple[MarketMeta, str, int, Decimal]]:
-    """(market, side, moment_ms, price) of every leg the rule produces, in time order."""
-    due = sorted((m.start_ms + after, side, m) for m in markets
+def cheaper_outcome(book: TopOfBook, m: MarketMeta) -> int | None:
+    """Index of the market's token with the lowest best ask (first on a tie); None if any lacks a book."""
+    asks = []
+    for i, token in enumerate(m.token_ids):
+        if not book.bids.get(token) or not book.asks.get(token):
+            return None
+        asks.append((book.best(token)[1], i))
+    return min(asks)[1]
+
+
+def demo_legs(tape_dir: Path, markets: list[MarketMeta]) -> list[tuple[MarketMeta, int, str, int, Decimal]]:
+    """(market, outcome index, side, moment_ms, price) of every leg the rule produces, in time order."""
+    due = sorted((m.start_ms + after, side, i, m) for i, m in enumerate(markets)
                  for side, after in (("BUY", BUY_AFTER_MS), ("SELL", SELL_AFTER_MS)))
-    book, legs, i = TopOfBook(), [], 0
+    book, legs, chosen, k = TopOfBook(), [], {}, 0
     moments = list(tape_moments(tape_dir))
     for recv_ms, events in [*moments, (moments[-1][0] + 1, [])]:
-        while i < len(due) and due[i][0] < recv_ms:
-            at, side, m = due[i]
-            i += 1
-            if m.token_ids[0] in book.bids and book.bids[m.token_ids[0]] and book.asks[m.token_ids[0]]:
-                bid, ask = book.best(m.token_ids[0])
-                legs.append((m, side, at, ask if side == "BUY" else bid))
+        while k < len(due) and due[k][0] < recv_ms:
+            at, side, _, m = due[k]
+            k += 1
+            idx = cheaper_outcome(book, m) if side == "BUY" else chosen.get(m.condition_id)
+            if idx is None:
+                continue
+            chosen[m.condition_id] = idx
+            bid, ask = book.best(m.token_ids[idx])
+            legs.append((m, idx, side, at, ask if side == "BUY" else bid))
         for event in events:
             book.apply(event)
     return legs
 
 
-def demo_row(market: MarketMeta, side: str, recv_ms: int, price: Decimal) -> dict[str, Any]:
-    """One synthetic /trades row."""
-    return {"proxyWallet": DEMO_WALLET, "side": side, "asset": market.token_ids[0],
+def demo_row(market: MarketMeta, idx: int, side: str, moment_ms: int, price: Decimal) -> dict[str, Any]:
+    """One synthetic /trades row for outcome ``idx`` of ``market``."""
+    return {"proxyWallet": DEMO_WALLET, "side": side, "asset": market.token_ids[idx],
             "conditionId": market.condition_id, "size": DEMO_SIZE, "price": float(price),
-            "timestamp": recv_ms // 1000, "title": market.question, "slug": market.slug, "icon": "",
-            "eventSlug": market.slug, "outcome": market.outcomes[0], "outcomeIndex": 0, "name": DEMO_NAME,
+            "timestamp": moment_ms // 1000, "title": market.question, "slug": market.slug, "icon": "",
+            "eventSlug": market.slug, "outcome": market.outcomes[idx], "outcomeIndex": idx, "name": DEMO_NAME,
             "pseudonym": DEMO_NAME, "bio": "synthetic leader for demos and tests", "profileImage": "",
             "profileImageOptimized": "",
             "transactionHash": "0x" + hashlib.sha256(f"{market.slug}:{side}".encode()).hexdigest()}
@@ -185,8 +201,6 @@ def demo_row(market: MarketMeta, side: str, recv_ms: int, price: Decimal) -> dic
 def make_demo(tape_dir: Path, out: Path) -> dict[str, Any]:
     """Write demo-synthetic.jsonl from the tape; returns the _meta."""
     markets = load_markets(tape_dir / "markets.json")
-    if any(m.outcomes[0] != "Up" for m in markets):
-        raise ValueError(f"{tape_dir}: the demo rule needs outcome 'Up' first in every market")
     rows = [demo_row(*leg) for leg in demo_legs(tape_dir, markets)]
     tape = tape_dir.resolve().relative_to(REPO) if tape_dir.resolve().is_relative_to(REPO) else tape_dir
     meta = {"synthetic": True, "rule": RULE, "rule_detail": RULE_DETAIL, "tape": str(tape), "wallet": DEMO_WALLET,

@@ -31,9 +31,9 @@ HERBALCLAW = SHARED / "l1-herbalclaw-btc5m"
 ENRICO_SRC = SHARED / "ws-enricobignozzi-2026-09-24"
 GABAGOOL_SRC = SHARED / "leader-gabagool22" / "activity_all_sorted.jsonl.gz"
 BTC_TAPES = {"btc5m-2026-02-18-am": "btc_hf_2026-02-18_AM.db.gz", "btc5m-2026-02-17-pm": "btc_hf_2026-02-17_PM.db.gz"}
-DEMO_RULE = ('for each market, at window start + 45 s the leader BUYs 10 shares of the "Up" token at that token\'s '
-             'best ask as the book stands at that moment; at window start + 200 s it SELLs 10 shares of the same '
-             'token at the best bid as the book stands then.')
+DEMO_RULE = ('for each market, at window start + 45 s the leader BUYs 10 shares of the cheaper outcome (the token '
+             'with the lower best ask as the book stands at that moment; on a tie the first outcome) at that best ask; '
+             'at window start + 200 s it SELLs 10 shares of the same token at the best bid as the book stands then.')
 BOOK_KEYS = ["market", "asset_id", "timestamp", "hash", "bids", "asks", "tick_size", "event_type", "last_trade_price"]
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"source captures not found at {SHARED}")
 
@@ -133,17 +133,19 @@ def test_btc_tape_entries_and_best_bid_ask_match_book(tape_name: str) -> None:
             assert payload.count(", ") == 6 and '": ' not in payload
             pending_bba.append(ev)
             continue
-        book.apply(ev)
         if ev["event_type"] == "book":
+            book.apply(ev)
             assert list(ev) == BOOK_KEYS and ", " not in payload and len(ev["hash"]) == 40
             continue
         assert ev["event_type"] == "price_change" and '": ' not in payload
         assert ', "price_changes":[{"asset_id":"' in payload and payload.endswith(', "event_type":"price_change"}')
         assert payload.count('}, {"asset_id"') == len(ev["price_changes"]) - 1
-        for ch in ev["price_changes"]:
+        for ch in ev["price_changes"]:  # each entry carries the top of book right after it (wire meaning)
+            book.apply({**ev, "price_changes": [ch]})
             top = book.top(ch["asset_id"])
             assert (Decimal(ch["best_bid"]), Decimal(ch["best_ask"])) == top
-            assert len(book.side[(ch["asset_id"], "BUY")]) == len(book.side[(ch["asset_id"], "SELL")]) == 1
+            assert top[0] < top[1], "crossed mid-frame"
+        assert len(book.side[(ch["asset_id"], "BUY")]) == len(book.side[(ch["asset_id"], "SELL")]) == 1
         for bba in pending_bba:
             assert bba["timestamp"] == ev["timestamp"] and bba["asset_id"] == ev["price_changes"][0]["asset_id"]
             assert (Decimal(bba["best_bid"]), Decimal(bba["best_ask"])) == book.top(bba["asset_id"])
@@ -255,26 +257,30 @@ def test_gabagool22_meta_and_shape() -> None:
     assert "ISC License" in (LEADERS / "LICENSE-gabagool22").read_text()
 
 
-def recompute_demo(tape: Path) -> list[tuple[str, str, int, Decimal]]:
-    """(conditionId, side, moment_ms, price) from the rule, independently of make_leaders."""
+def recompute_demo(tape: Path) -> list[tuple[str, int, str, int, Decimal]]:
+    """(conditionId, outcome index, side, moment_ms, price) from the rule, independently of make_leaders."""
     markets = load_markets(tape / "markets.json")
     evs = list(events(tape / "frames.jsonl.gz"))
     out = []
     for m in markets:
-        for side, offset in (("BUY", 45_000), ("SELL", 200_000)):
-            at = m.start_ms + offset
-            if at > evs[-1][0]:
-                continue  # after the tape's last frame: omitted
+        buy_at, sell_at = m.start_ms + 45_000, m.start_ms + 200_000
+        tops = []
+        for at in (buy_at, sell_at):
             book = RefBook()
             for ms, _, ev in evs:
                 if ms <= at:
                     book.apply(ev)
             try:
-                bid, ask = book.top(m.token_ids[0])
+                tops.append([book.top(t) for t in m.token_ids] if at <= evs[-1][0] else None)
             except (KeyError, ValueError):
-                continue  # no book for the token yet at that moment: the leg is omitted
-            out.append((m.condition_id, side, at, ask if side == "BUY" else bid))
-    return sorted(out, key=lambda leg: leg[2])
+                tops.append(None)  # a token has no book yet at that moment
+        if tops[0] is None:
+            continue
+        idx = min((ask, i) for i, (_, ask) in enumerate(tops[0]))[1]
+        out.append((m.condition_id, idx, "BUY", buy_at, tops[0][idx][1]))
+        if tops[1] is not None:
+            out.append((m.condition_id, idx, "SELL", sell_at, tops[1][idx][0]))
+    return sorted(out, key=lambda leg: leg[3])
 
 
 def test_demo_leader_follows_rule() -> None:
@@ -287,11 +293,11 @@ def test_demo_leader_follows_rule() -> None:
     assert expected, "the rule produced no trade"
     markets = {m.condition_id: m for m in load_markets(tape / "markets.json")}
     assert len(demo.rows) == len(expected)
-    for row, (cid, side, at, price) in zip(demo.rows, expected):
+    for row, (cid, idx, side, at, price) in zip(demo.rows, expected):
         m = markets[cid]
         assert (row["conditionId"], row["side"], row["timestamp"]) == (cid, side, at // 1000)
         assert Decimal(str(row["price"])) == price and row["size"] == 10
-        assert (row["asset"], row["outcome"], row["outcomeIndex"]) == (m.token_ids[0], "Up", 0)
+        assert (row["asset"], row["outcome"], row["outcomeIndex"]) == (m.token_ids[idx], m.outcomes[idx], idx)
         assert (row["slug"], row["title"]) == (m.slug, m.question)
         assert row["transactionHash"] == "0x" + hashlib.sha256(f"{m.slug}:{side}".encode()).hexdigest()
         assert row["proxyWallet"] == "0x00000000000000000000000000000000000de111"
