@@ -57,11 +57,7 @@ def up(
         _watch(run, stop, duration)
     finally:
         log.info("stopping: workers cancel their orders first")
-        summary = run.summary() if run.r is not None else {}
-        run.stop()
-        if run.r is not None:
-            summary = run.summary()
-        print(json.dumps(summary), flush=True)
+        print(json.dumps(run.stop()), flush=True)
 
 
 def _watch(run: PaperRun, stop: threading.Event, duration: float | None) -> None:

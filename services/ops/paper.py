@@ -46,7 +46,7 @@ def leader_accounts(paths: tuple[Path, ...]) -> list[dict[str, object]]:
         wallet = lf.meta.get("wallet") or next((r.get("proxyWallet") for r in lf.rows if r.get("proxyWallet")), None)
         if not wallet:
             raise ValueError(f"leader file {p}: no _meta.wallet and no row with proxyWallet")
-        targets.append({"account": str(wallet).lower(), "min_size": "1", "enabled": True})
+        targets.append({"account": str(wallet).lower(), "min_size": "0", "enabled": True})
     return targets
 
 
@@ -123,9 +123,13 @@ class PaperRun:
         out["errors"] = {k: v for k, v in deltas.items() if v}
         return out
 
-    def stop(self) -> None:
-        """Stop every process in order (workers cancel their orders first)."""
+    def stop(self) -> dict[str, object]:
+        """Stop every process in order (workers cancel their orders first), then Redis if ours;
+        returns the final summary, read after the services stopped and before Redis did."""
+        self.sup.stop_services()
+        final = self.summary() if self.r is not None else {}
         self.sup.stop_all()
+        return final
 
     def audit(self) -> list[dict[str, object]]:
         """The venue's audit log lines so far."""

@@ -41,14 +41,15 @@ def free_port() -> int:
 def wait_until(check, timeout_s: float, what: str, interval_s: float = 0.1) -> None:  # type: ignore[no-untyped-def]
     """Poll ``check()`` until truthy; raise SupervisorError naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
+    last_error = "not ready"
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - not ready yet; retried until the deadline
-            pass
+        except Exception as exc:  # noqa: BLE001 - not ready yet: kept for the timeout message, retried
+            last_error = f"{type(exc).__name__}: {exc}"
         time.sleep(interval_s)
-    raise SupervisorError(f"timed out after {timeout_s}s waiting for {what}")
+    raise SupervisorError(f"timed out after {timeout_s}s waiting for {what} (last: {last_error})")
 
 
 @dataclass
@@ -131,13 +132,17 @@ class Supervisor:
                 proc.popen.wait(5)
         return proc.popen.returncode
 
-    def stop_all(self) -> None:
-        """Stop every process in STOP_ORDER (workers first, venue last), then Redis if ours."""
+    def stop_services(self) -> None:
+        """Stop every process in STOP_ORDER (workers first, venue last); Redis keeps running."""
         for kind in STOP_ORDER:
             for p in [p for p in self.procs if p.kind == kind]:
                 self.stop(p)
         for p in self.procs:
             self.stop(p)
+
+    def stop_all(self) -> None:
+        """Stop every service, then Redis if this supervisor started it."""
+        self.stop_services()
         if self._redis_proc and self._redis_proc.poll() is None:
             self._redis_proc.terminate()
             self._redis_proc.wait(10)

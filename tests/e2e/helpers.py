@@ -1,0 +1,64 @@
+"""Shared helpers for end-to-end tests: deadlines, seq monitoring, audit log queries."""
+from __future__ import annotations
+
+import threading
+import time
+from decimal import ROUND_CEILING, Decimal
+from typing import Callable, TypeVar
+
+from redis import Redis
+
+from libs.common import keys
+
+T = TypeVar("T")
+
+
+def eventually(fn: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.2) -> T:
+    """Poll ``fn`` until it returns something truthy; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+class SeqMonitor(threading.Thread):
+    """Samples every book's seq while the system runs and records any value that went backwards."""
+
+    def __init__(self, r: Redis, interval_s: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.r, self.interval_s = r, interval_s
+        self.last: dict[str, int] = {}
+        self.backwards: list[tuple[str, int, int]] = []
+        self.samples = 0
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            tokens = list(self.r.smembers(keys.TOKENS) | self.r.smembers(keys.MD_SUBS))
+            pipe = self.r.pipeline(transaction=False)
+            for t in tokens:
+                pipe.hget(keys.md_book(t), "seq")
+            for t, seq in zip(tokens, pipe.execute()):
+                if seq is None:
+                    continue
+                if int(seq) < self.last.get(t, 0):
+                    self.backwards.append((t, self.last[t], int(seq)))
+                self.last[t] = max(self.last.get(t, 0), int(seq))
+                self.samples += 1
+            self.stop_flag.wait(self.interval_s)
+
+
+def stream_seqs_increase(r: Redis, token: str) -> list[int]:
+    """The seqs in a token's md stream, asserting they strictly increase."""
+    seqs = [int(f["seq"]) for _, f in r.xrange(keys.md_stream(token))]
+    assert all(a < b for a, b in zip(seqs, seqs[1:])), f"seq not increasing in stream of {token}: {seqs[:50]}"
+    return seqs
+
+
+def round_up(price: Decimal, tick: Decimal) -> Decimal:
+    """``price`` rounded up to a multiple of ``tick``."""
+    return (price / tick).to_integral_value(rounding=ROUND_CEILING) * tick
