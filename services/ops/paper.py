@@ -15,7 +15,7 @@ from redis import Redis
 
 from libs.common import keys
 from libs.common.tapes import load_leader
-from services.ops.supervisor import REPO, Supervisor, free_port, venue_ready, wait_until
+from services.ops.supervisor import REPO, Proc, Supervisor, free_port, venue_ready, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class PaperConfig:
     log_dir: Path = REPO / "var" / "run"
     extra_env: dict[str, str] = field(default_factory=dict)
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    services: tuple[str, ...] = ("md_gateway", "scheduler", "signal_ingest", "maker_worker")
 
 
 def leader_accounts(paths: tuple[Path, ...]) -> list[dict[str, object]]:
@@ -86,12 +87,20 @@ class PaperRun:
         self.baseline = self._counters()
         self.baseline_errors = self._counters(keys.ERRORS)
         self._start_venue()
-        self.sup.start("md_gateway", self.env("md_gateway", {"PB_INSTANCE_ID": "md_gateway-1"}))
-        self.sup.start("scheduler", self.env("scheduler", {"PB_INSTANCE_ID": "scheduler-1"}))
+        for kind in ("md_gateway", "scheduler"):
+            if kind in self.cfg.services:
+                self.sup.start(kind, self.env(kind, {"PB_INSTANCE_ID": f"{kind}-1"}))
+        if "signal_ingest" in self.cfg.services:
+            self.start_ingest()
+        if "maker_worker" in self.cfg.services:
+            for i in range(1, self.cfg.workers + 1):
+                self.start_worker(i)
+
+    def start_ingest(self) -> Proc:
+        """Start signal_ingest following the wallets of the run's leader files."""
         leaders = json.dumps(leader_accounts(self.cfg.leaders))
-        self.sup.start("signal_ingest", self.env("signal_ingest", {"PB_LEADERS": leaders, "PB_INSTANCE_ID": "signal_ingest-1"}))
-        for i in range(1, self.cfg.workers + 1):
-            self.start_worker(i)
+        return self.sup.start("signal_ingest", self.env("signal_ingest", {"PB_LEADERS": leaders,
+                                                                          "PB_INSTANCE_ID": "signal_ingest-1"}))
 
     def start_worker(self, i: int) -> None:
         """Start worker number ``i`` (instance and worker id ``maker_worker-<i>``)."""

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 from redis import Redis
@@ -60,6 +61,7 @@ class Proc:
     kind: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    log_file: IO[bytes] | None = None
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Supervisor:
     procs: list[Proc] = field(default_factory=list)
     _redis_proc: subprocess.Popen[bytes] | None = None
     _redis_dir: str | None = None
+    _redis_log: IO[bytes] | None = None
 
     def __enter__(self) -> "Supervisor":
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +90,7 @@ class Supervisor:
                                   "(apt-get install redis-server, or point PB_REDIS_URL at a Redis)")
         port = free_port()
         self._redis_dir = tempfile.mkdtemp(prefix="polyband-redis-")
-        out = open(self.log_dir / "redis.log", "ab")
+        out = self._redis_log = open(self.log_dir / "redis.log", "ab")
         self._redis_proc = subprocess.Popen(
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self._redis_dir], stdout=out, stderr=subprocess.STDOUT)
@@ -111,7 +114,7 @@ class Supervisor:
         out = open(path, "ab")
         popen = subprocess.Popen([sys.executable, "-m", f"services.{kind}"], cwd=REPO, env=env,
                                  stdout=out, stderr=subprocess.STDOUT)
-        proc = Proc(name, kind, popen, path)
+        proc = Proc(name, kind, popen, path, out)
         self.procs.append(proc)
         log.info("started %s pid=%d log=%s", name, popen.pid, path)
         return proc
@@ -130,6 +133,9 @@ class Supervisor:
                 log.error("event STOP_TIMEOUT process=%s: killed", proc.name)
                 proc.popen.kill()
                 proc.popen.wait(5)
+        if proc.log_file is not None:
+            proc.log_file.close()
+            proc.log_file = None
         return proc.popen.returncode
 
     def stop_services(self) -> None:
@@ -149,6 +155,9 @@ class Supervisor:
         if self._redis_dir:
             shutil.rmtree(self._redis_dir, ignore_errors=True)
             self._redis_dir = None
+        if self._redis_log is not None:
+            self._redis_log.close()
+            self._redis_log = None
 
 
 def venue_ready(clob_url: str) -> bool:
