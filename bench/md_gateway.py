@@ -1,0 +1,555 @@
+"""Benchmark of md_gateway (a benchmark, not a test): ``python bench/md_gateway.py [--frames N]``.
+
+The tape: 1,000 tokens (500 two-sided markets) whose opening books are the real books of the
+60 s ENRICOBIGNOZZI capture (14 markets, reused round-robin under new token ids), then a random walk
+of ``price_change`` frames in the capture's exact wire format: one order changes one level of a
+market, so each frame has two entries (YES at p, NO at 1-p, each with its token's ``best_bid`` and
+``best_ask``), optionally preceded by the two ``best_bid_ask`` events as in the capture.
+
+Runs, all against a private ``redis-server`` this script starts on a free port:
+
+A. in-process, as fast as the gateway takes it: frames are put on the service's inbound queue
+   (where the socket threads put them) and ``GatewayService.step()`` runs them through the same
+   parse -> book -> publish path as in production (one Lua call per top-of-book change, pipelined);
+B. the same tape over a real loopback WebSocket from a server in another process, as fast as it goes;
+C. a steady 2,000 price-change entries/s over the loopback WebSocket, for latency.
+
+Latency, receipt -> Redis: the socket thread stamps ``perf_counter_ns`` on each frame on receipt;
+the publisher stamps the moment Redis acknowledged the pipeline holding the frame's Lua calls. Redis
+has executed a script before it answers, so the entry was visible to readers no later than the ack
+(the ack adds one loopback read, tens of microseconds). Run C also measures sender -> reader: a
+separate reader process doing blocking XREAD on 50 of the streams records when each entry arrived,
+compared (wall clock, same machine) with when the server process sent the frame.
+
+Baseline: redis-py's own pipelined HSET (``Pipeline.hset`` of the same eight fields, same batch
+size), measured on the same Redis in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import os
+import queue
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from redis import Redis  # noqa: E402
+
+from libs.common import keys  # noqa: E402
+from libs.common.clock import SystemClock  # noqa: E402
+from libs.common.journal import Journal  # noqa: E402
+from services.md_gateway.config import GatewaySettings  # noqa: E402
+from services.md_gateway.service import STEP_PAUSE_S, SWITCH_INTERVAL_S, GatewayService  # noqa: E402
+
+CAPTURE = REPO / "data" / "tapes" / "enrico-2026-09-24" / "frames.jsonl"
+MICRO = 1_000_000
+TS0 = 1_790_000_000_000
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---------------------------------------------------------------- the tape
+def fmt(v: int) -> str:
+    """Micros -> shortest decimal string (the wire's style: "0.62", "5")."""
+    q, r = divmod(v, MICRO)
+    return str(q) if r == 0 else f"{q}.{r:06d}".rstrip("0")
+
+
+def templates() -> list[tuple[dict[int, str], dict[int, str], int]]:
+    """(YES bids, YES asks, tick) in micros for each market of the capture's opening dump."""
+    first = json.loads(CAPTURE.read_text().splitlines()[0])["payload"]
+    seen: set[str] = set()
+    out = []
+    for b in json.loads(first):
+        if b["market"] in seen:
+            continue
+        seen.add(b["market"])
+        side = {p: {int(round(float(lv["price"]) * MICRO)): lv["size"] for lv in b[p]} for p in ("bids", "asks")}
+        out.append((side["bids"], side["asks"], int(round(float(b["tick_size"]) * MICRO))))
+    return out
+
+
+class Market:
+    """A two-token market; NO's book mirrors YES's (NO bid at 1-p for every YES ask at p)."""
+
+    def __init__(self, m: int, tmpl: tuple[dict[int, str], dict[int, str], int]) -> None:
+        self.yes, self.no = str(10**76 + 2 * m), str(10**76 + 2 * m + 1)
+        self.market = "0x%064x" % m
+        self.bids, self.asks, self.tick = dict(tmpl[0]), dict(tmpl[1]), tmpl[2]
+
+    def books(self) -> list[dict]:
+        """The two ``book`` objects (YES, NO) of the market's current state, in the dump's format."""
+        def obj(token: str, bids: dict[int, str], asks: dict[int, str]) -> dict:
+            return {"market": self.market, "asset_id": token, "timestamp": str(TS0), "hash": "0" * 40,
+                    "bids": [{"price": fmt(p), "size": bids[p]} for p in sorted(bids)],
+                    "asks": [{"price": fmt(p), "size": asks[p]} for p in sorted(asks, reverse=True)],
+                    "tick_size": fmt(self.tick), "event_type": "book", "last_trade_price": "0.500"}
+        mirror = {MICRO - p: q for p, q in self.asks.items()}, {MICRO - p: q for p, q in self.bids.items()}
+        return [obj(self.yes, self.bids, self.asks), obj(self.no, *mirror)]
+
+    def step(self, rng: random.Random) -> tuple[bool, int, str]:
+        """One random level change of YES that never crosses or empties a side: (is_bid, price, size)."""
+        is_bid = rng.random() < 0.5
+        side = self.bids if is_bid else self.asks
+        bb, ba = max(self.bids, default=0), min(self.asks, default=MICRO)
+        if is_bid:
+            price = max(self.tick, min(bb + rng.randint(-3, 1) * self.tick, ba - self.tick))
+        else:
+            price = min(MICRO - self.tick, max(ba + rng.randint(-1, 3) * self.tick, bb + self.tick))
+        delete = price in side and len(side) > 1 and rng.random() < 0.25
+        size = "0" if delete else f"{rng.randint(1, 5000)}.{rng.randint(0, 99):02d}"
+        if delete:
+            del side[price]
+        else:
+            side[price] = size
+        return is_bid, price, size
+
+    def tops(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """((best_bid, best_ask) of YES, of NO) as the wire reports them ("0"/"1" = empty side)."""
+        bb, ba = max(self.bids, default=None), min(self.asks, default=None)
+        yes = (fmt(bb) if bb else "0", fmt(ba) if ba else "1")
+        no = (fmt(MICRO - ba) if ba else "0", fmt(MICRO - bb) if bb else "1")
+        return yes, no
+
+
+class Tape:
+    """``opening``: token -> opening ``book`` object; ``markets`` (in their final state); ``frames``;
+    ``entries``: price-change entries in the frames."""
+
+    def __init__(self, opening: dict[str, dict], markets: list[Market], frames: list[bytes], entries: int) -> None:
+        self.opening, self.markets, self.frames, self.entries = opening, markets, frames, entries
+
+
+def synth_tape(n_tokens: int, n_frames: int, seed: int, bba: bool) -> Tape:
+    """The benchmark tape (see the module docstring); deterministic for a seed."""
+    rng, tmpls = random.Random(seed), templates()
+    markets = [Market(m, tmpls[m % len(tmpls)]) for m in range(n_tokens // 2)]
+    opening = {b["asset_id"]: b for m in markets for b in m.books()}
+    frames: list[bytes] = []
+    for i in range(n_frames):
+        mk = rng.choice(markets)
+        is_bid, price, size = mk.step(rng)
+        (yb, ya), (nb, na) = mk.tops()
+        ts = str(TS0 + 1 + i)  # unique per frame: the reader of run C finds the frame by it
+        if bba:
+            for tok, b, a in ((mk.yes, yb, ya), (mk.no, nb, na)):
+                frames.append(json.dumps({"market": mk.market, "asset_id": tok, "best_bid": b, "best_ask": a,
+                                          "spread": "0", "timestamp": ts, "event_type": "best_bid_ask"},
+                                         separators=(", ", ":")).encode())
+        entries = [{"asset_id": mk.yes, "price": fmt(price), "size": size, "side": "BUY" if is_bid else "SELL",
+                    "hash": "%040x" % i, "best_bid": yb, "best_ask": ya},
+                   {"asset_id": mk.no, "price": fmt(MICRO - price), "size": size, "side": "SELL" if is_bid else "BUY",
+                    "hash": "%040x" % (i + 1), "best_bid": nb, "best_ask": na}]
+        frames.append(json.dumps({"market": mk.market, "price_changes": entries, "timestamp": ts,
+                                  "event_type": "price_change"}, separators=(", ", ":")).encode())
+    return Tape(opening, markets, frames, 2 * n_frames)
+
+
+# ---------------------------------------------------------------- Redis and the gateway
+class RedisProc:
+    """A private redis-server on a free port (never someone else's Redis)."""
+
+    def __init__(self) -> None:
+        self.port, self.dir = free_port(), tempfile.mkdtemp(prefix="md-bench-")
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if Redis(port=self.port).ping():
+                    return
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    @property
+    def url(self) -> str:
+        """``redis://`` URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        """Stop the server and delete its directory."""
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class InProcessLink:
+    """A link with no socket: 'opens' at once; the benchmark puts the frames on the queue itself."""
+
+    def __init__(self, conn_id: int, gen: int, url: str, assets: list[str], inbound: queue.SimpleQueue,
+                 *_: object, **__: object) -> None:
+        self.conn_id, self.gen, self.inbound = conn_id, gen, inbound
+
+    def start(self) -> None:
+        """Report the link open at once."""
+        self.inbound.put(("open", self.conn_id, self.gen, None, int(time.time() * 1000), 0))
+
+    def send(self, text: str) -> None:
+        """Subscriptions and PINGs go nowhere."""
+        return None
+
+    def abort(self) -> None:
+        """Nothing to close."""
+        return None
+
+
+def gateway(r: Redis, ws_url: str, tokens: list[str], link_factory: object = None) -> GatewayService:
+    """A started GatewayService on a flushed private Redis with ``tokens`` in ``pb:md:subs`` (no REST:
+    the verify and snapshot timers are pushed out of the run)."""
+    settings = GatewaySettings(_env_file=None, mode="live", live_confirm=True, ws_market_url=ws_url,
+                               clob_url="http://127.0.0.1:9", verify_interval_s=1e6, snapshot_grace_s=1e6,
+                               ping_interval_s=5)
+    clock = SystemClock()
+    kwargs = {"link_factory": link_factory} if link_factory else {}
+    svc = GatewayService(settings, r, clock, Journal(r, "md_gateway", clock), "md_gateway-bench", **kwargs)
+    r.flushdb()
+    r.sadd(keys.MD_SUBS, *tokens)
+    svc.start()
+    return svc
+
+
+def run_until(svc: GatewayService, done: object, timeout: float) -> None:
+    """Step the gateway as ``python -m services.md_gateway`` does (``run_loop``: step, pause) until done."""
+    deadline, pause = time.monotonic() + timeout, threading.Event()
+    while not done():  # type: ignore[operator]
+        svc.step()
+        pause.wait(STEP_PAUSE_S)
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out")
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0..100, resolution 0.1)."""
+    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 10 else float("nan")
+
+
+def run_inprocess(redis_url: str, tape: Tape) -> float:
+    """Run A: the dumps, then every frame queued at once as the socket threads would; entries/s from
+    the first step to the last acknowledged publish. Checks every final top against the tape."""
+    r = Redis.from_url(redis_url, decode_responses=True)
+    books, frames, entries = tape.opening, tape.frames, tape.entries
+    svc = gateway(r, "ws://in-process", sorted(books), InProcessLink)
+    run_until(svc, lambda: svc.shards.state() == "connected" and svc.shards.conns, 10)
+    where = {}
+    for c in svc.shards.conns.values():
+        dump = json.dumps([books[t] for t in sorted(c.subscribed)], separators=(",", ":")).encode() + b"\n"
+        svc.inbound.put(("frame", c.conn_id, c.gen, dump, int(time.time() * 1000), 0))
+        where.update({t: (c.conn_id, c.gen) for t in c.subscribed})
+    run_until(svc, lambda: not svc.core.unbooked and svc.inbound.empty(), 30)
+    start_entries = svc.core.counts["entries"]
+    now = int(time.time() * 1000)
+    for f in frames:
+        cid, gen = where[tape_token(f)]
+        svc.inbound.put(("frame", cid, gen, f, now, 0))
+    t0 = time.perf_counter()
+    run_until(svc, lambda: svc.inbound.empty() and not svc.publisher.pending, 600)
+    dt = time.perf_counter() - t0
+    done = svc.core.counts["entries"] - start_entries
+    assert done == entries, (done, entries)
+    check_final(r, tape.markets)
+    svc.stop()
+    return entries / dt
+
+
+def check_final(r: Redis, markets: list[Market]) -> None:
+    """The last published top of every token equals the tape's final top (the run was exact)."""
+    pipe = r.pipeline(transaction=False)
+    for m in markets:
+        pipe.hmget(keys.md_book(m.yes), "best_bid", "best_ask")
+        pipe.hmget(keys.md_book(m.no), "best_bid", "best_ask")
+    got = pipe.execute()
+    want = [list(t) for m in markets for t in m.tops()]
+    want = [[b if b != "0" else "", a if a != "1" else ""] for b, a in want]
+    bad = sum(1 for g, w in zip(got, want) if g != w)
+    if bad:
+        raise AssertionError(f"{bad} books differ from the tape's final top")
+
+
+def baseline_hset(redis_url: str, n: int, batch: int = 256) -> float:
+    """redis-py pipelined HSET of the same eight fields over 1,000 keys: commands/s."""
+    r = Redis.from_url(redis_url, decode_responses=True)
+    fields = {"best_bid": "0.62", "best_ask": "0.66", "bid_size": "65.75", "ask_size": "100",
+              "exch_ts_ms": "1790267379253", "recv_ts_ms": "1790267379300", "source": "ws", "status": "ok"}
+    t0 = time.perf_counter()
+    for b in range(0, n, batch):
+        pipe = r.pipeline(transaction=False)
+        for i in range(b, min(n, b + batch)):
+            pipe.hset(f"bench:{i % 1000}", mapping=fields)
+        pipe.execute()
+    return n / (time.perf_counter() - t0)
+
+
+
+# ---------------------------------------------------------------- loopback WebSocket runs
+def tape_token(frame: bytes) -> str:
+    """The first token a frame names (both tokens of a market share a connection here)."""
+    return frame[frame.index(b'"asset_id":"') + 12:].split(b'"', 1)[0].decode()
+
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_frame(payload: bytes) -> bytes:
+    """One unmasked server->client text frame (RFC 6455 5.2)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
+def read_exact(sock: socket.socket, n: int) -> bytes:
+    """Exactly ``n`` bytes from ``sock`` (ConnectionError at EOF)."""
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("client went away")
+        buf += chunk
+    return buf
+
+
+def read_client_frame(sock: socket.socket) -> bytes:
+    """One masked client->server frame's payload (the subscribe message, PINGs)."""
+    b0, b1 = read_exact(sock, 2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(read_exact(sock, 2), "big")
+    elif n == 127:
+        n = int.from_bytes(read_exact(sock, 8), "big")
+    mask = read_exact(sock, 4) if b1 & 0x80 else b"\0\0\0\0"
+    data = read_exact(sock, n)
+    return bytes(c ^ mask[i % 4] for i, c in enumerate(data))
+
+
+class RawLink:
+    """The tape server's side of one connection: HTTP upgrade by hand, then raw frames (a Python
+    WebSocket server would cost more CPU than the gateway it feeds on a 2-core machine)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        import base64
+        import hashlib
+
+        self.sock, self.lock = sock, threading.Lock()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as any exchange feed: no Nagle delay
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key"))
+        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        self.assets: list[str] = json.loads(read_client_frame(sock))["assets_ids"]
+
+    def send(self, data: bytes) -> None:
+        """Write raw frame bytes (one writer at a time)."""
+        with self.lock:
+            self.sock.sendall(data)
+
+    def answer_pings(self) -> None:
+        """Answer the gateway's text PINGs until the link closes (runs on its own thread)."""
+        try:
+            while True:
+                if read_client_frame(self.sock) == b"PING":
+                    self.send(ws_frame(b"PONG"))
+        except (ConnectionError, OSError, ValueError):
+            return  # the gateway closed the link: the run is over
+
+
+def serve_tape(port: int, data_path: str, rate: float, n_conns: int, sends_path: str) -> None:
+    """Tape server process: answer each subscribe with one dump frame; once ``n_conns`` links
+    subscribed, send the frames (flat out in 64 KB writes when ``rate`` is 0, else one by one at
+    ``rate`` price-change entries/s) to the link holding their tokens, recording the wall ns each
+    price_change left; then answer PINGs until killed."""
+    import pickle
+
+    opening, frames = pickle.loads(Path(data_path).read_bytes())
+    lsock = socket.create_server(("127.0.0.1", port))
+    links, where = [], {}
+    while len(links) < n_conns:
+        link = RawLink(lsock.accept()[0])
+        link.send(ws_frame(json.dumps([opening[t] for t in link.assets], separators=(",", ":")).encode() + b"\n"))
+        links.append(link)
+        where.update({t: link for t in link.assets})
+        threading.Thread(target=link.answer_pings, daemon=True).start()
+    time.sleep(1.0)  # the gateway applies the dumps
+    sends = send_frames(frames, where, links, rate)
+    Path(sends_path).write_text(json.dumps(sends))
+    threading.Event().wait()
+
+
+def send_frames(frames: list[bytes], where: dict[str, "RawLink"], links: list["RawLink"], rate: float) -> list[int]:
+    """Send every frame to its link (in 100-frame writes when ``rate`` is 0, else one by one at ``rate``
+    entries/s); returns the wall ns each price_change frame was sent."""
+    sends: list[int] = []
+    pending: dict[int, list[bytes]] = {id(x): [] for x in links}
+    entries, t0 = 0, time.perf_counter()
+    for f in frames:
+        link, pc, data = where[tape_token(f)], b'"price_change"' in f, ws_frame(f)
+        if not rate:
+            pending[id(link)].append(data)
+            if len(pending[id(link)]) >= 100:
+                link.send(b"".join(pending[id(link)]))
+                pending[id(link)].clear()
+        else:
+            wait = t0 + entries / rate - time.perf_counter()
+            if pc and wait > 0:
+                time.sleep(wait)
+            link.send(data)
+        if pc:
+            sends.append(time.time_ns())
+            entries += 2
+    for link in links:
+        link.send(b"".join(pending[id(link)]))
+    return sends
+
+
+def read_streams(redis_url: str, tokens: list[str], out_path: str, stop_path: str) -> None:
+    """Reader process: blocking XREAD on the tokens' streams; records (exch_ts_ms, wall ns) of every
+    price_change entry the moment it is read."""
+    r = Redis.from_url(redis_url, decode_responses=True)
+    ids = {keys.md_stream(t): "$" for t in tokens}
+    seen: list[tuple[int, int]] = []
+    while not os.path.exists(stop_path):
+        for stream, entries in r.xread(ids, block=200) or []:
+            now = time.time_ns()
+            for entry_id, f in entries:
+                ids[stream] = entry_id
+                if f["event"] == "price_change":
+                    seen.append((int(f["exch_ts_ms"]), now))
+    Path(out_path).write_text(json.dumps(seen))
+
+
+class Latency:
+    """Collects frame receipt -> Redis ack of price_change publishes (the publisher's ``on_flushed``)."""
+
+    def __init__(self) -> None:
+        self.us: list[float] = []
+        self.first_ns = self.last_ns = 0
+
+    def __call__(self, batch: list, ack_ns: int) -> None:
+        for p in batch:
+            if p.event == "price_change" and p.recv_ns:
+                self.us.append((ack_ns - p.recv_ns) / 1000)
+                self.first_ns = self.first_ns or p.recv_ns
+                self.last_ns = ack_ns
+
+
+def start_tape_server(tape: Tape, rate: float, work: Path) -> tuple[mp.process.BaseProcess, int, str]:
+    """The tape server in its own process: (process, port, path where it writes its send times)."""
+    import pickle
+
+    data, sends = str(work / "tape.pkl"), str(work / "sends.json")
+    Path(data).write_bytes(pickle.dumps((tape.opening, tape.frames)))
+    port, n_conns = free_port(), -(-len(tape.opening) // 200)
+    server = mp.get_context("spawn").Process(target=serve_tape, args=(port, data, rate, n_conns, sends), daemon=True)
+    server.start()
+    time.sleep(0.5)
+    return server, port, sends
+
+
+def sender_to_reader(sends_path: str, seen_path: str) -> list[float]:
+    """Microseconds from the server's send to the reader's XREAD, per price_change entry read."""
+    sent = json.loads(Path(sends_path).read_text())
+    return [(ns - sent[ts - TS0 - 1]) / 1000 for ts, ns in json.loads(Path(seen_path).read_text())]
+
+
+def run_websocket(redis_url: str, tape: Tape, rate: float, work: Path, reader: bool) -> dict[str, float]:
+    """One loopback WebSocket run; returns entries/s, gateway CPU per entry, receipt->ack p50/p99/max
+    and, with ``reader``, sender->reader p50/p99."""
+    server, port, sends = start_tape_server(tape, rate, work)
+    r = Redis.from_url(redis_url, decode_responses=True)
+    tokens = sorted(tape.opening)
+    svc = gateway(r, f"ws://127.0.0.1:{port}/ws/market", tokens)
+    lat = svc.publisher.on_flushed = Latency()
+    run_until(svc, lambda: not svc.core.unbooked, 30)
+    seen, stop = str(work / "seen.json"), work / "stop"
+    stop.unlink(missing_ok=True)
+    rd = mp.get_context("spawn").Process(target=read_streams, daemon=True,
+                                          args=(redis_url, tokens[:: max(1, len(tokens) // 50)], seen, str(stop)))
+    if reader:
+        rd.start()
+    start, cpu0 = svc.core.counts["entries"], time.process_time()
+    run_until(svc, lambda: svc.core.counts["entries"] - start >= tape.entries and not svc.publisher.pending, 900)
+    cpu = time.process_time() - cpu0  # every thread of this process: the gateway's socket threads and main loop
+    out = {"entries_per_s": tape.entries / ((lat.last_ns - lat.first_ns) / 1e9), "cpu_us": cpu / tape.entries * 1e6,
+           "p50_us": pct(lat.us, 50), "p99_us": pct(lat.us, 99), "max_us": max(lat.us)}
+    check_final(r, tape.markets)
+    svc.stop()
+    if reader:
+        stop.touch()
+        rd.join(10)
+        e2e = sender_to_reader(sends, seen)
+        out.update({"e2e_p50_us": pct(e2e, 50), "e2e_p99_us": pct(e2e, 99), "e2e_n": len(e2e)})
+    server.kill()
+    return out
+
+
+def report(a: float, base: float, b: dict[str, float], c: dict[str, float], rate: float) -> None:
+    """Print the three runs and the baseline."""
+    print(f"A  in-process, flat out:      {a:9,.0f} entries/s     redis-py pipelined HSET: {base:9,.0f}/s"
+          f"  (ratio {a / base:.2f})")
+    print(f"B  loopback WebSocket, flat:  {b['entries_per_s']:9,.0f} entries/s     gateway CPU {b['cpu_us']:.1f} us"
+          f"/entry = {1e6 / b['cpu_us']:,.0f} entries per CPU-second")
+    print(f"C  loopback WebSocket, steady {rate:,.0f} entries/s: receipt->Redis p50 {c['p50_us']:,.0f} us,"
+          f" p99 {c['p99_us']:,.0f} us, max {c['max_us']:,.0f} us")
+    print(f"   sender->reader (XREAD in another process, {c['e2e_n']} entries on 50 streams):"
+          f" p50 {c['e2e_p50_us']:,.0f} us, p99 {c['e2e_p99_us']:,.0f} us")
+
+
+def main() -> int:
+    """Build the tapes, start a private Redis, run A, the baseline, B and C, print the results."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tokens", type=int, default=1000)
+    ap.add_argument("--orders", type=int, default=30_000, help="price_change frames (2 entries each) of runs A, B")
+    ap.add_argument("--steady-rate", type=float, default=2000, help="price-change entries/s of run C")
+    ap.add_argument("--steady-seconds", type=float, default=15)
+    ap.add_argument("--no-bba", action="store_true", help="leave out the best_bid_ask frames")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the gateway's __main__ does
+    if not shutil.which("redis-server"):
+        print("redis-server is not installed", file=sys.stderr)
+        return 2
+    bba = not args.no_bba
+    tape = synth_tape(args.tokens, args.orders, args.seed, bba)
+    steady = synth_tape(args.tokens, int(args.steady_rate * args.steady_seconds / 2), args.seed + 1, bba)
+    rp, work = RedisProc(), Path(tempfile.mkdtemp(prefix="md-bench-"))
+    print(f"tape: {args.tokens} tokens, {len(tape.frames)} frames, {tape.entries} price-change entries"
+          f" ({'with' if bba else 'without'} best_bid_ask frames); private Redis {rp.url}; {os.cpu_count()} CPUs")
+    try:
+        a = run_inprocess(rp.url, tape)
+        base = baseline_hset(rp.url, 100_000)
+        b = run_websocket(rp.url, tape, 0, work, reader=False)
+        c = run_websocket(rp.url, steady, args.steady_rate, work, reader=True)
+        report(a, base, b, c, args.steady_rate)
+    finally:
+        rp.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""polyband md_gateway service."""

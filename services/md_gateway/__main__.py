@@ -1,0 +1,58 @@
+"""``python -m services.md_gateway``: settings -> logging -> Redis -> clock -> journal -> service.
+
+Exit status 2 on a bad setting (one ``event BAD_SETTING`` line naming ``PB_FIELD='value'``).
+``kill -USR1 <pid>`` writes every thread's stack to stderr (the log), for a gateway that looks stuck.
+"""
+from __future__ import annotations
+
+import faulthandler
+import logging
+import signal
+import sys
+import threading
+
+from libs.common.clock import clock_for_mode
+from libs.common.journal import Journal
+from libs.common.logs import configure_logging
+from libs.common.redis_client import make_redis
+from libs.common.runtime import install_stop_handlers, instance_name, run_loop, start_metrics
+from libs.common.settings import BadSetting, load_settings
+from services.md_gateway.config import GatewaySettings
+from services.md_gateway.service import SERVICE, STEP_PAUSE_S, SWITCH_INTERVAL_S, GatewayService
+
+log = logging.getLogger(SERVICE)
+
+
+def main() -> int:
+    """Run the gateway until SIGTERM/SIGINT; returns the process exit status."""
+    try:
+        settings = load_settings(GatewaySettings)
+    except BadSetting as exc:
+        configure_logging(SERVICE)
+        log.error("event BAD_SETTING %s", exc)
+        return 2
+    configure_logging(SERVICE, settings.log_level)
+    start_metrics(settings.metrics_port)
+    r = make_redis(settings, client_name=SERVICE)
+    clock = clock_for_mode(r, settings.mode)
+    journal = Journal(r, SERVICE, clock)
+    instance = instance_name(SERVICE, settings.instance_id)
+    service = GatewayService(settings, r, clock, journal, instance)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    journal.record("SERVICE_STARTED", instance=instance, ws_market_url=settings.ws_market_url,
+                   clob_url=settings.clob_url, max_assets_per_connection=settings.max_assets_per_connection,
+                   verify_interval_s=settings.verify_interval_s)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    service.start()
+    try:
+        run_loop(service.step, stop, clock, STEP_PAUSE_S, journal)
+    finally:
+        service.stop()
+        journal.record("SERVICE_STOPPED", instance=instance)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

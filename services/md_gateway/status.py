@@ -1,0 +1,66 @@
+"""What ``pb:md:gateway`` reports, and the rate gate that keeps a flood of bad frames out of the journal.
+
+``pb:md:gateway`` fields (all strings; ``*_ms`` wall): ``state`` (connected|connecting|down),
+``connections`` (open links), ``shards`` (links wanted), ``wanted`` (tokens in ``pb:md:subs``),
+``subscribed`` (tokens subscribed on open links), ``with_book`` (tokens whose book is ``ok``),
+``msgs`` (data frames received), ``msg_rate`` (frames/s since the last write), ``reconnects``,
+``parse_errors``, ``rejects`` (parse errors + crossed books), ``reject:<CODE>`` per code,
+``last_msg_ms``, ``last_pong_ms``, ``updated_ms``; coverage: ``missing_subscription`` (wanted, not
+subscribed on an open link) and ``missing_book`` (subscribed, book not ``ok``) with up to five example
+ids each (``*_ex``, comma-separated); ``published`` (Lua publishes written), ``pending`` (queued while
+Redis is unreachable), ``pongs``, ``stale_frames``, ``ignored_events`` (``new_market``), and the
+core's counters: ``entries`` (price-change entries), ``unwanted`` (events for tokens not subscribed
+on that connection), ``xcheck``/``xcheck_mismatch`` (best_bid/best_ask reported vs ours),
+``crossed``, ``resyncs``, ``snapshots``, ``buffered``, ``verified``, ``verify_busy``, ``drift``,
+``rest_ok``, ``rest_failed``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from services.md_gateway.state import OK
+
+if TYPE_CHECKING:
+    from services.md_gateway.service import GatewayService
+
+EXAMPLES = 5
+
+
+class RateGate:
+    """At most ``per_s`` allowed events per wall second; the rest are counted in ``suppressed``."""
+
+    def __init__(self, per_s: int) -> None:
+        self.per_s, self.window_s, self.used, self.suppressed = per_s, -1, 0, 0
+
+    def allow(self, now_ms: int) -> bool:
+        """True if one more event may be journaled in the second of ``now_ms``."""
+        sec = now_ms // 1000
+        if sec != self.window_s:
+            self.window_s, self.used = sec, 0
+        if self.used < self.per_s:
+            self.used += 1
+            return True
+        self.suppressed += 1
+        return False
+
+
+def gateway_fields(svc: "GatewayService", now_ms: int, msg_rate: float) -> dict[str, str]:
+    """The ``pb:md:gateway`` hash of ``svc`` at ``now_ms``."""
+    subscribed = svc.shards.subscribed()
+    tokens = svc.core.tokens
+    missing_sub = sorted(svc.wanted - subscribed)
+    missing_book = sorted(t for t in subscribed if t in tokens and tokens[t].status != OK)
+    n_open = sum(1 for c in svc.shards.conns.values() if c.status == "open")
+    fields: dict[str, object] = {
+        "state": "down" if svc.stopped else svc.shards.state(), "connections": n_open, "shards": len(svc.shards.conns),
+        "wanted": len(svc.wanted), "subscribed": len(subscribed),
+        "with_book": sum(1 for st in tokens.values() if st.status == OK),
+        "msg_rate": f"{msg_rate:.1f}", "reconnects": svc.shards.reconnects, "last_msg_ms": svc.last_msg_ms,
+        "last_pong_ms": svc.shards.last_pong_ms, "updated_ms": now_ms,
+        "missing_subscription": len(missing_sub), "missing_subscription_ex": ",".join(missing_sub[:EXAMPLES]),
+        "missing_book": len(missing_book), "missing_book_ex": ",".join(missing_book[:EXAMPLES]),
+        "published": svc.publisher.published, "pending": len(svc.publisher.pending),
+    }
+    fields.update(svc.counts)
+    fields.update(svc.core.counts)
+    return {k: str(v) for k, v in fields.items()}
