@@ -5,23 +5,25 @@ Keepalive (``reference/polymarket-api.md`` 1.1): the client sends the *text* fra
 PONG timeout is dead even if the socket looks open (a half-open TCP connection never errors on
 read): it is aborted and replaced. Reconnects wait an exponential backoff with equal jitter.
 
-A :class:`Link` is one socket and one reader thread. The thread connects (websocket-client does the
-handshake), sends the initial subscribe, then reads frames with websocket-client's ``recv_data`` and
+A :class:`Link` is one socket and one reader thread. The thread connects (the websockets library does the
+handshake), sends the initial subscribe, then reads messages with the websockets library and
 puts every received data frame on the shared ``inbound`` queue as
 ``("frame", conn_id, gen, bytes, recv_wall_ms, recv_perf_ns)``, bracketed by ``("open", ...)`` and
 ``("closed", conn_id, gen, cause, wall_ms, 0)``. Everything else (PINGs, subscribe/unsubscribe,
-abort) is driven by the service's single main thread; websocket-client's ``send`` holds a lock, so
+abort) is driven by the service's single main thread; the websockets library's ``send`` is thread-safe, so
 the main thread may send while the reader thread receives.
 """
 from __future__ import annotations
 
+import logging
 import queue
-import struct
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
-import websocket
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from libs.common.clock import Clock
 from services.md_gateway.shards import initial_subscribe
@@ -68,6 +70,9 @@ def close_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
+log = logging.getLogger(__name__)
+
+
 class LinkClosed(Exception):
     """The server closed the WebSocket (close frame); ``code`` is its status code (0 if none)."""
 
@@ -91,7 +96,7 @@ class Link:
         self.conn_id, self.gen, self.url, self.assets = conn_id, gen, url, assets
         self.inbound, self.clock, self.connect_timeout_s = inbound, clock, connect_timeout_s
         self.hard_limit = hard_limit
-        self.ws: websocket.WebSocket | None = None
+        self.ws: ClientConnection | None = None
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name=f"md-ws-{conn_id}-{gen}", daemon=True)
 
@@ -103,11 +108,11 @@ class Link:
         """Send a text frame from the caller's thread.
 
         Raises:
-            websocket.WebSocketException, OSError: the link is not open or the send failed.
+            LinkClosed, websockets.exceptions.ConnectionClosed, OSError: the link is not open or the send failed.
         """
         ws = self.ws
         if ws is None:
-            raise websocket.WebSocketConnectionClosedException("link is not open")
+            raise LinkClosed("link is not open")
         ws.send(text)
 
     def abort(self) -> None:
@@ -115,39 +120,38 @@ class Link:
         self.stopping = True
         ws = self.ws
         if ws is not None:
-            ws.abort()
+            try:
+                ws.socket.shutdown(socket.SHUT_RDWR)
+            except OSError as exc:  # already closed: the reader reports the end anyway
+                log.debug("abort of a closed socket conn=%s err=%s", self.conn_id, exc)
 
     def _run(self) -> None:
         q, cid, gen = self.inbound, self.conn_id, self.gen
         ws = None
         try:
-            ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s, skip_utf8_validation=True,
-                                             enable_multithread=True)
+            ws = connect(self.url, open_timeout=self.connect_timeout_s, compression=None, max_size=self.hard_limit,
+                         ping_interval=None, close_timeout=1)
             self.ws = ws
             if self.stopping:
                 raise LinkClosed("aborted while connecting")
             ws.send(initial_subscribe(self.assets))
-            ws.settimeout(None)
             q.put(("open", cid, gen, None, self.clock.wall_ms(), 0))
             self._read(ws)
         except Exception as exc:  # noqa: BLE001 - every end of a link is reported to the service
             q.put(("closed", cid, gen, close_cause(exc), self.clock.wall_ms(), 0))
         finally:
             if ws is not None:
-                ws.shutdown()
+                ws.close_socket()
 
-    def _read(self, ws: websocket.WebSocket) -> None:
-        """Read frames with websocket-client (it answers server pings and raises at EOF); queue every
-        data frame with its receipt stamps. A frame over ``hard_limit`` bytes ends the link."""
-        put, cid, gen, limit = self.inbound.put, self.conn_id, self.gen, self.hard_limit
+    def _read(self, ws: ClientConnection) -> None:
+        """Read messages with the websockets library (it answers server pings, reassembles fragments
+        and enforces ``hard_limit``); queue each with its receipt stamps until the link closes."""
+        put, cid, gen = self.inbound.put, self.conn_id, self.gen
         wall, perf = self.clock.wall_ms, time.perf_counter_ns
-        recv = ws.recv_data
-        while True:
-            op, data = recv(control_frame=True)
-            if op == websocket.ABNF.OPCODE_TEXT or op == websocket.ABNF.OPCODE_BINARY:
-                if len(data) > limit:
-                    raise LinkClosed(f"frame of {len(data)} bytes over the hard limit {limit}")
+        recv = ws.recv
+        try:
+            while True:
+                data = recv(decode=False)
                 put(("frame", cid, gen, data, wall(), perf()))
-            elif op == websocket.ABNF.OPCODE_CLOSE:
-                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 0
-                raise LinkClosed(f"server closed the connection code={code}")
+        except ConnectionClosed as exc:
+            raise LinkClosed(f"connection closed code={exc.rcvd.code if exc.rcvd else 0}") from exc
