@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import threading
-from typing import Callable
+from typing import Callable, TypeVar
 
 from prometheus_client import start_http_server
 from redis import Redis
@@ -19,8 +19,29 @@ from redis.exceptions import RedisError
 from libs.common import keys
 from libs.common.clock import Clock
 from libs.common.journal import Journal
+from libs.common.logs import configure_logging
+from libs.common.settings import BadSetting, BaseServiceSettings, load_settings
+
+S = TypeVar("S", bound=BaseServiceSettings)
 
 log = logging.getLogger(__name__)
+
+
+def boot(service: str, cls: type[S]) -> S | None:
+    """Start of every ``__main__``: load ``cls`` from the environment, configure logging and metrics.
+
+    Returns None after logging one ``event BAD_SETTING PB_FIELD='value': reason`` line when a
+    setting is invalid; the caller then exits with status 2.
+    """
+    try:
+        settings = load_settings(cls)
+    except BadSetting as exc:
+        configure_logging(service)
+        log.error("event BAD_SETTING %s", exc)
+        return None
+    configure_logging(service, settings.log_level)
+    start_metrics(settings.metrics_port)
+    return settings
 
 
 def install_stop_handlers(stop: threading.Event) -> None:

@@ -13,9 +13,7 @@ from redis import Redis
 from libs.common import runtime
 from libs.common.clock import Clock, clock_for_mode
 from libs.common.journal import Journal
-from libs.common.logs import configure_logging
 from libs.common.redis_client import make_redis
-from libs.common.settings import BadSetting, load_settings
 from libs.common.venue import VenueClient
 from services.maker_worker.config import WorkerSettings
 from services.maker_worker.service import Worker
@@ -35,16 +33,11 @@ def wait_for_clock(r: Redis, mode: str, stop: threading.Event) -> Clock | None:
 
 def main() -> int:
     """Run one worker until SIGTERM; exit status 2 on a bad setting."""
-    configure_logging("maker_worker")
-    try:
-        settings = load_settings(WorkerSettings)
-    except BadSetting as exc:
-        log.error("event BAD_SETTING %s", exc)
+    settings = runtime.boot("maker_worker", WorkerSettings)
+    if settings is None:
         return 2
-    configure_logging("maker_worker", settings.log_level)
     stop = threading.Event()
     runtime.install_stop_handlers(stop)
-    runtime.start_metrics(settings.metrics_port)
     r = make_redis(settings, client_name="maker_worker")
     clock = wait_for_clock(r, settings.mode, stop)
     if clock is None:

@@ -12,11 +12,10 @@ import sys
 import threading
 
 from libs.common.clock import clock_for_mode
+from libs.common import runtime
 from libs.common.journal import Journal
-from libs.common.logs import configure_logging
 from libs.common.redis_client import make_redis
-from libs.common.runtime import install_stop_handlers, instance_name, run_loop, start_metrics
-from libs.common.settings import BadSetting, load_settings
+from libs.common.runtime import install_stop_handlers, instance_name, run_loop
 from services.md_gateway.config import GatewaySettings
 from services.md_gateway.service import SERVICE, STEP_PAUSE_S, SWITCH_INTERVAL_S, GatewayService
 
@@ -25,14 +24,9 @@ log = logging.getLogger(SERVICE)
 
 def main() -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the process exit status."""
-    try:
-        settings = load_settings(GatewaySettings)
-    except BadSetting as exc:
-        configure_logging(SERVICE)
-        log.error("event BAD_SETTING %s", exc)
+    settings = runtime.boot(SERVICE, GatewaySettings)
+    if settings is None:
         return 2
-    configure_logging(SERVICE, settings.log_level)
-    start_metrics(settings.metrics_port)
     r = make_redis(settings, client_name=SERVICE)
     clock = clock_for_mode(r, settings.mode)
     journal = Journal(r, SERVICE, clock)

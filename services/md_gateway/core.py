@@ -22,7 +22,7 @@ is resynced from REST (a cross that a later entry of the same frame undoes is an
 from __future__ import annotations
 
 from services.md_gateway import schemas as s
-from services.md_gateway.book import EMPTY_TOP, Book
+from services.md_gateway.book import EMPTY_TOP
 from services.md_gateway.core_rest import RestRules
 from services.md_gateway.state import OK, RESYNC, Publish, TokenState, price_str, top_fields
 from services.md_gateway.units import fmt_micros

@@ -11,9 +11,7 @@ import threading
 from libs.common import runtime
 from libs.common.clock import clock_for_mode
 from libs.common.journal import Journal
-from libs.common.logs import configure_logging
 from libs.common.redis_client import make_redis
-from libs.common.settings import BadSetting, load_settings
 from services.scheduler.config import SchedulerSettings
 from services.scheduler.gamma import GammaClient
 from services.scheduler.heartbeat import ExchangeHeartbeat
@@ -34,14 +32,9 @@ def _exchange_heartbeat(settings: SchedulerSettings, journal: Journal) -> Exchan
 
 def main() -> int:
     """Run the scheduler until SIGTERM/SIGINT; returns the process exit status."""
-    try:
-        settings = load_settings(SchedulerSettings)
-    except BadSetting as exc:
-        configure_logging("scheduler")
-        log.error("event BAD_SETTING %s", exc)
+    settings = runtime.boot("scheduler", SchedulerSettings)
+    if settings is None:
         return 2
-    configure_logging("scheduler", settings.log_level)
-    runtime.start_metrics(settings.metrics_port)
     instance = runtime.instance_name("scheduler", settings.instance_id)
     r = make_redis(settings, client_name=instance)
     clock = clock_for_mode(r, settings.mode)

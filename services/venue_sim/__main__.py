@@ -22,11 +22,10 @@ from websockets.sync.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from libs.common.clock import ReplayClock, publish_replay_clock
+from libs.common import runtime
 from libs.common.journal import Journal
-from libs.common.logs import configure_logging
 from libs.common.redis_client import make_redis
-from libs.common.runtime import heartbeat, install_stop_handlers, instance_name, run_loop, start_metrics
-from libs.common.settings import BadSetting, load_settings
+from libs.common.runtime import heartbeat, install_stop_handlers, instance_name, run_loop
 from libs.common.tapes import MarketMeta, TapeError, TapeFrame, load_markets
 from services.venue_sim.audit import Audit
 from services.venue_sim.books import Applied, ParsedFrame, TapeBooks
@@ -176,14 +175,9 @@ def _only_ws_paths(conn: ServerConnection, request: Request) -> Response | None:
 
 def main() -> int:
     """Run the venue until SIGTERM/SIGINT; returns the exit status."""
-    try:
-        settings = load_settings(VenueSettings)
-    except BadSetting as exc:
-        configure_logging(SERVICE)
-        log.error("event BAD_SETTING %s", exc)
+    settings = runtime.boot(SERVICE, VenueSettings)
+    if settings is None:
         return 2
-    configure_logging(SERVICE, settings.log_level)
-    start_metrics(settings.metrics_port)
     r = make_redis(settings, SERVICE)
     stop = threading.Event()
     install_stop_handlers(stop)

@@ -332,7 +332,7 @@ def test_idle_connections_are_closed_but_pinging_ones_stay(make_venue: Callable[
 def test_a_slow_client_is_closed_without_stalling_the_others(make_venue: Callable[..., Venue]) -> None:
     venue = make_venue(ws_queue_max=20)
     api = http(venue)
-    slow, fast = connect(venue), connect(venue)  # ``slow`` never reads
+    _slow, fast = connect(venue), connect(venue)  # ``_slow`` never reads
     big = "x" * 512_000
     for _ in range(8):
         for _ in range(15):
