@@ -287,13 +287,12 @@ class FakeMarket:
 
 
 # ---------------------------------------------------------------- harness for gateway tests
-CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ws-enricobignozzi-2026-09-24" / "frames.jsonl"
-REPO_CAPTURE = Path(__file__).resolve().parents[1] / "data" / "tapes" / "enrico-2026-09-24" / "frames.jsonl"
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "tapes" / "enrico-2026-09-24" / "frames.jsonl"
 
 
 def capture_payloads() -> list[str]:
-    """The 60 s raw capture's frame texts (the repo's copy when present, else the shared data)."""
-    path = REPO_CAPTURE if REPO_CAPTURE.exists() else CAPTURE
+    """The 60 s raw capture's frame texts (the repo's byte-exact copy)."""
+    path = CAPTURE
     return [json.loads(line)["payload"] for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -1,6 +1,6 @@
 """Test stand-ins for the scheduler: a tiny Gamma HTTP server answering real-shaped Market objects.
 
-Markets are built from the real Gamma object in ``shared/data/fixtures-ra1nty/market_detail.json``
+Markets are built from the real Gamma object in ``tests/fixtures/ra1nty/market_detail.json``
 (``clobTokenIds``/``outcomes`` as JSON strings, ``orderMinSize``/``orderPriceMinTickSize`` numbers,
 ``endDate`` ISO), with the fields a test cares about replaced.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fixtures-ra1nty" / "market_detail.json"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "ra1nty" / "market_detail.json"
 
 
 def iso(ms: int) -> str:

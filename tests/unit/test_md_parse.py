@@ -13,9 +13,10 @@ from services.md_gateway import schemas as s
 from services.md_gateway.parse import RestBookError, parse_frame, parse_rest_book
 from services.md_gateway.units import BadValue, fmt_micros, price_micros, to_micros
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-CAPTURE = SHARED / "ws-enricobignozzi-2026-09-24" / "frames.jsonl"
-NAUTILUS = SHARED / "fixtures-nautilus" / "schema_examples"
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+CAPTURE = REPO / "data" / "tapes" / "enrico-2026-09-24" / "frames.jsonl"
+NAUTILUS = FIXTURES / "nautilus"
 CAP = 4 * 1024 * 1024
 A, B = "1111", "2222"
 
@@ -165,7 +166,7 @@ def test_prices_above_one_are_refused() -> None:
 
 
 def test_rest_book_parses_and_checks_the_token() -> None:
-    path = SHARED / "ws-enricobignozzi-2026-09-24" / "rest_responses.jsonl"
+    path = FIXTURES / "enrico" / "rest_responses.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     body = next(r for r in rows if "/book" in r["url"])["raw_response"].encode()
     token = json.loads(body)["asset_id"]

@@ -19,7 +19,7 @@ from services.scheduler.model import BookView, HealthRecord, LeaseView, Rules, T
 from services.scheduler.signals import MalformedSignal, Signal, parse_signal
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = REPO.parent / "shared" / "data" / "fixtures-ra1nty" / "market_detail.json"
+FIXTURE = REPO / "tests" / "fixtures" / "ra1nty" / "market_detail.json"
 UP = "94242206871221370391055736153305071391564432448684801902267396130896523340261"
 DOWN = "22943400237250229318795315882775337816951160275867284205243766113690886285726"
 NOW = 1_700_000_000_000
