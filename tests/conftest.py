@@ -13,6 +13,8 @@ from typing import Iterator
 import pytest
 from redis import Redis
 
+pytest_plugins = ("tests.scheduler_fakes",)  # the shared scheduler fixture ``env``
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

@@ -14,6 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+from libs.common.leases import Leases
+from libs.common.clock import FakeClock
+from redis import Redis
+from typing import Iterator
+from types import SimpleNamespace
+import pytest
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "ra1nty" / "market_detail.json"
 
@@ -151,3 +157,21 @@ def events(r: Any, reason: str | None = None, token_id: str | None = None) -> li
     out = [f for _, f in r.xrange(keys.EVENTS)]
     return [f for f in out
             if (reason is None or f["reason"] == reason) and (token_id is None or f["token_id"] == token_id)]
+
+
+@pytest.fixture()
+def env(r: Redis) -> Iterator[SimpleNamespace]:
+    """Shared scheduler test rig: ``r``, a FakeGamma ``gamma``, a FakeClock ``clock``, ``leases`` and
+    ``new(**settings)`` building schedulers that are closed after the test."""
+    with FakeGamma() as g:
+        clock = FakeClock()
+        made: list = []
+
+        def new(**kw: object):  # type: ignore[no-untyped-def]
+            s = make_scheduler(r, clock, g.url, **kw)
+            made.append(s)
+            return s
+
+        yield SimpleNamespace(r=r, gamma=g, clock=clock, new=new, leases=Leases(r))
+        for s in made:
+            s.metadata.close()

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from redis import Redis
@@ -26,76 +24,12 @@ from redis.exceptions import ResponseError
 
 from libs.common import keys
 from libs.common.journal import Journal
+from libs.common.signals import MalformedSignal, Signal, parse_signal  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[str, str]]
-REQUIRED = ("signal_id", "account", "side", "token_id", "price", "size", "ts_ms")
 CLAIMED = "claimed:"
-
-
-class MalformedSignal(ValueError):
-    """A signal entry lacks a field or holds an unusable value; names the field and the value."""
-
-    def __init__(self, name: str, value: object, why: str) -> None:
-        super().__init__(f"field={name} value={value!r}: {why}")
-        self.field, self.value, self.why = name, value, why
-
-
-@dataclass(frozen=True)
-class Signal:
-    """One leader fill. ``side`` BUY|SELL; ``size`` shares; ``price`` in [0, 1]; ``ts_ms`` market ms."""
-
-    stream_id: str
-    signal_id: str
-    account: str
-    side: str
-    token_id: str
-    condition_id: str
-    size: Decimal
-    price: Decimal
-    ts_ms: int
-    tx_hash: str = ""
-    title: str = ""
-    slug: str = ""
-    outcome: str = ""
-
-
-def _decimal(fields: dict[str, str], name: str) -> Decimal:
-    raw = fields[name]
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise MalformedSignal(name, raw, "not a decimal") from None
-    if not value.is_finite() or value < 0:
-        raise MalformedSignal(name, raw, "not a finite non-negative decimal")
-    return value
-
-
-def parse_signal(stream_id: str, fields: dict[str, str] | None) -> Signal:
-    """The typed signal of one stream entry (pure).
-
-    Raises:
-        MalformedSignal: a required field is missing/empty, ``side`` is not BUY/SELL, ``ts_ms`` is
-            not an integer, ``price`` is not a decimal in [0, 1] or ``size`` not a decimal >= 0.
-    """
-    fields = fields or {}
-    for name in REQUIRED:
-        if not fields.get(name):
-            raise MalformedSignal(name, fields.get(name), "missing")
-    side = fields["side"].upper()
-    if side not in ("BUY", "SELL"):
-        raise MalformedSignal("side", fields["side"], "not BUY or SELL")
-    try:
-        ts_ms = int(fields["ts_ms"])
-    except ValueError:
-        raise MalformedSignal("ts_ms", fields["ts_ms"], "not an integer of ms") from None
-    price, size = _decimal(fields, "price"), _decimal(fields, "size")
-    if price > 1:
-        raise MalformedSignal("price", fields["price"], "not in [0, 1]")
-    return Signal(stream_id, fields["signal_id"], fields["account"].lower(), side, fields["token_id"],
-                  fields.get("condition_id", ""), size, price, ts_ms, fields.get("tx_hash", ""),
-                  fields.get("title", ""), fields.get("slug", ""), fields.get("outcome", ""))
 
 
 class SignalConsumer:

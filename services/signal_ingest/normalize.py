@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from libs.common.signals import Signal, dec_text  # noqa: F401 - Signal re-exported for the ingest modules
+
 # User-editable profile fields and market art: the data-api reports their *current* values on
 # every row, so they are left out of a row's fingerprint; a leader renaming themselves must not
 # make old fills look new. Every other field (including unknown future ones) is fingerprinted.
@@ -27,31 +29,6 @@ _SHOWN = 200  # characters of an offending value kept in a Reject
 
 class BadBody(ValueError):
     """A ``/trades`` response body is not a JSON array (message says what it was)."""
-
-
-@dataclass(frozen=True)
-class Signal:
-    """One leader fill, normalised. ``size`` shares, ``price`` in [0, 1], ``ts_ms`` market Unix ms."""
-
-    signal_id: str
-    account: str
-    side: str
-    token_id: str
-    condition_id: str
-    size: Decimal
-    price: Decimal
-    ts_ms: int
-    tx_hash: str
-    title: str
-    slug: str
-    outcome: str
-
-    def fields(self) -> dict[str, str]:
-        """Plain-string ``pb:sig:stream`` entry fields (docs/contracts.md), decimals without exponent."""
-        return {"signal_id": self.signal_id, "account": self.account, "side": self.side,
-                "token_id": self.token_id, "condition_id": self.condition_id, "size": dec_text(self.size),
-                "price": dec_text(self.price), "ts_ms": str(self.ts_ms), "tx_hash": self.tx_hash,
-                "title": self.title, "slug": self.slug, "outcome": self.outcome}
 
 
 @dataclass(frozen=True)
@@ -76,12 +53,6 @@ def parse_body(body: bytes | str) -> list[Any]:
     if not isinstance(data, list):
         raise BadBody(f"body is a JSON {type(data).__name__}, not an array: {show(data)}")
     return data
-
-
-def dec_text(d: Decimal) -> str:
-    """Decimal as plain text without exponent or trailing zeros: ``Decimal('1E+1')`` -> ``'10'``."""
-    text = format(d.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
 
 
 def canonical(value: Any) -> str:

@@ -2,35 +2,16 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Iterator
 
 import pytest
-from redis import Redis
 
 from libs.common import keys
-from libs.common.clock import FakeClock
-from libs.common.leases import Grant, Leases
-from tests.scheduler_fakes import FakeGamma, book, events, gateway_ok, make_market, make_scheduler, publish
+from libs.common.leases import Grant
+from tests.scheduler_fakes import book, events, gateway_ok, make_market, publish
 
 MIN = 60_000
 TTL = 10_000
 LONG_TTL = 6 * 3_600_000  # a live worker renewing all along, without stepping through every renew
-
-
-@pytest.fixture()
-def env(r: Redis) -> Iterator[SimpleNamespace]:
-    with FakeGamma() as g:
-        clock = FakeClock()
-        made: list = []
-
-        def new(**kw: object):
-            s = make_scheduler(r, clock, g.url, **kw)
-            made.append(s)
-            return s
-
-        yield SimpleNamespace(r=r, gamma=g, clock=clock, new=new, leases=Leases(r))
-        for s in made:
-            s.metadata.close()
 
 
 def start(env: SimpleNamespace, t: str = "5", worker: bool = True, position: str = "0") -> tuple[object, Grant | None]:

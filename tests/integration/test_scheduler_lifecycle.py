@@ -2,35 +2,15 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Iterator
 
 import pytest
-from redis import Redis
 
 from libs.common import keys
-from libs.common.clock import FakeClock
-from libs.common.leases import Leases
-from tests.scheduler_fakes import FakeGamma, book, events, gateway_ok, make_market, make_scheduler, publish
+from tests.scheduler_fakes import book, events, gateway_ok, make_market, publish
 
 HOUR = 3_600_000
 MIN = 60_000
 TTL = 10_000
-
-
-@pytest.fixture()
-def env(r: Redis) -> Iterator[SimpleNamespace]:
-    with FakeGamma() as g:
-        clock = FakeClock()
-        made: list = []
-
-        def new(**kw: object):
-            s = make_scheduler(r, clock, g.url, **kw)
-            made.append(s)
-            return s
-
-        yield SimpleNamespace(r=r, gamma=g, clock=clock, new=new, leases=Leases(r))
-        for s in made:
-            s.metadata.close()
 
 
 def market(env: SimpleNamespace, *tokens: str, ends_in: int = 4 * HOUR, **kw: object) -> None:

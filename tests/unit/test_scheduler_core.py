@@ -80,7 +80,7 @@ def view(t: str = "7", lease: LeaseView | None = None, **tok: object) -> TokenVi
 
 
 def sig(side: str, t: str = "7") -> Signal:
-    return Signal("1-0", "s1", "0xabc", side, t, "0xc", Decimal(10), Decimal("0.5"), NOW)
+    return Signal("s1", "0xabc", side, t, "0xc", Decimal(10), Decimal("0.5"), NOW, stream_id="1-0")
 
 
 LIVE = LeaseView(True, "w1", NOW + 10_000, "maker")
