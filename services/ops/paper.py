@@ -37,6 +37,7 @@ class PaperConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     services: tuple[str, ...] = ("md_gateway", "scheduler", "signal_ingest", "maker_worker")
+    redis_appendonly: bool = False
 
 
 def leader_accounts(paths: tuple[Path, ...]) -> list[dict[str, object]]:
@@ -56,7 +57,7 @@ class PaperRun:
 
     def __init__(self, cfg: PaperConfig) -> None:
         self.cfg = cfg
-        self.sup = Supervisor(cfg.log_dir, cfg.redis_url)
+        self.sup = Supervisor(cfg.log_dir, cfg.redis_url, redis_appendonly=cfg.redis_appendonly)
         self.http_port, self.ws_port = free_port(), free_port()
         self.clob_url = f"http://127.0.0.1:{self.http_port}"
         self.baseline: dict[str, int] = {}

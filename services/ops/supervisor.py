@@ -70,10 +70,12 @@ class Supervisor:
 
     log_dir: Path
     redis_url: str | None = None
+    redis_appendonly: bool = False
     procs: list[Proc] = field(default_factory=list)
     _redis_proc: subprocess.Popen[bytes] | None = None
     _redis_dir: str | None = None
     _redis_log: IO[bytes] | None = None
+    _redis_port: int = 0
 
     def __enter__(self) -> "Supervisor":
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -88,16 +90,31 @@ class Supervisor:
         if not shutil.which("redis-server"):
             raise SupervisorError("redis-server is not installed and PB_REDIS_URL is not set "
                                   "(apt-get install redis-server, or point PB_REDIS_URL at a Redis)")
-        port = free_port()
+        self._redis_port = free_port()
         self._redis_dir = tempfile.mkdtemp(prefix="polyband-redis-")
-        out = self._redis_log = open(self.log_dir / "redis.log", "ab")
+        self._redis_log = open(self.log_dir / "redis.log", "ab")
+        return self._spawn_redis()
+
+    def _spawn_redis(self) -> str:
+        port = self._redis_port
         self._redis_proc = subprocess.Popen(
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self._redis_dir], stdout=out, stderr=subprocess.STDOUT)
+             "--appendonly", "yes" if self.redis_appendonly else "no", "--appendfsync", "everysec",
+             "--dir", str(self._redis_dir)], stdout=self._redis_log, stderr=subprocess.STDOUT)
         url = f"redis://127.0.0.1:{port}/0"
         wait_until(lambda: Redis.from_url(url, socket_timeout=0.5).ping(), 10, f"redis-server on port {port}")
-        log.info("private redis-server started url=%s", url)
+        log.info("private redis-server started url=%s appendonly=%s", url, self.redis_appendonly)
         return url
+
+    def restart_redis(self, down_s: float = 1.0) -> None:
+        """SIGKILL the private redis-server, keep it down ``down_s`` seconds, start it again on the
+        same port and directory (with ``redis_appendonly`` its data comes back from the AOF)."""
+        if self._redis_proc is None:
+            raise SupervisorError("restart_redis needs the private redis-server (PB_REDIS_URL was given)")
+        self._redis_proc.kill()
+        self._redis_proc.wait(10)
+        time.sleep(down_s)
+        self._spawn_redis()
 
     def base_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment for a child: this process's env, PB_REDIS_URL, and ``extra``."""
