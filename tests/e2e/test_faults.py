@@ -7,6 +7,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from libs.common import keys
@@ -108,3 +109,30 @@ def test_redis_killed_and_restarted_mid_run_loses_no_signal_and_no_seq_goes_back
         run.stop()
     assert all(seqs_after[t] >= seqs_before[t] for t in seqs_before), (seqs_before, seqs_after)
     assert len({e["signal_id"] for e in entries}) == len(entries), "a signal was published twice"
+
+
+@pytest.mark.timeout(240)
+def test_injected_429_and_5xx_on_post_order_back_off_and_never_duplicate_an_order(tmp_path: Path) -> None:
+    run = PaperRun(PaperConfig(leaders=(DEMO,), speed=10.0, workers=1, log_dir=tmp_path))
+    try:
+        run.start()
+        r = run.r
+        assert r is not None
+        for status, count in ((429, 3), (500, 2)):
+            httpx.post(f"{run.clob_url}/_sim/fault", json={"path": "/order", "method": "POST", "status": status,
+                                                             "count": count, "body": {"error": f"injected {status}"}},
+                       timeout=5).raise_for_status()
+        eventually(lambda: any(a["kind"] == "order_accepted" for a in run.audit()), 120, "an order accepted after the faults")
+        faults = httpx.get(f"{run.clob_url}/_sim/state", timeout=5).json()
+        reasons = r.hgetall(keys.COUNTS)
+    finally:
+        run.stop()
+    assert "RATE_LIMITED" in str(reasons) and "ORDER_OUTCOME_UNKNOWN" in reasons, reasons
+    assert faults["faults"] == [], f"injected faults not all hit: {faults['faults']}"
+    audit = run.audit()
+    for token in {a["token_id"] for a in audit if a["kind"] == "order_accepted"}:
+        spans = [span for oid, span in live_intervals(audit, token).items()
+                 if next(a for a in audit if a["order_id"] == oid)["side"] == "BUY"]
+        for i, a in enumerate(spans):
+            for b in spans[i + 1:]:
+                assert a[1] <= b[0] or b[1] <= a[0], f"two live entry BUYs on {token}: {a} {b}"
