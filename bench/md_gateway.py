@@ -11,7 +11,11 @@ Runs, all against a private ``redis-server`` this script starts on a free port:
 A. in-process, as fast as the gateway takes it: frames are put on the service's inbound queue
    (where the socket threads put them) and ``GatewayService.step()`` runs them through the same
    parse -> book -> publish path as in production (one Lua call per top-of-book change, pipelined);
-B. the same tape over a real loopback WebSocket from a server in another process, as fast as it goes;
+B. the same tape over a real loopback WebSocket from a server in another process, as fast as it goes,
+   once with the gateway's ``ws.Link`` (websockets' sans-I/O protocol on one reader thread per
+   connection) and once with a link built on websockets' sync client (``SyncClientLink``, what the
+   gateway used before: a second thread per connection hands each frame over), alternating for
+   ``--rounds`` rounds; the medians are printed (this machine's speed drifts by 20% within minutes);
 C. a steady 2,000 price-change entries/s over the loopback WebSocket, for latency.
 
 Latency, receipt -> Redis: the socket thread stamps ``perf_counter_ns`` on each frame on receipt;
@@ -21,8 +25,8 @@ has executed a script before it answers, so the entry was visible to readers no 
 separate reader process doing blocking XREAD on 50 of the streams records when each entry arrived,
 compared (wall clock, same machine) with when the server process sent the frame.
 
-Baseline: redis-py's own pipelined HSET (``Pipeline.hset`` of the same eight fields, same batch
-size), measured on the same Redis in the same run.
+Baselines, measured in the same run: redis-py's own pipelined HSET (``Pipeline.hset`` of the same
+eight fields, same batch size) on the same Redis for run A; the sync-client link for run B.
 """
 from __future__ import annotations
 
@@ -190,6 +194,46 @@ class RedisProc:
         self.proc.terminate()
         self.proc.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SyncClientLink:
+    """A market-channel link on websockets' sync client (``connect``/``recv``), same interface and
+    events as ``ws.Link``: the baseline of run B."""
+
+    def __init__(self, conn_id: int, gen: int, url: str, assets: list[str], inbound: queue.SimpleQueue,
+                 *_: object, **__: object) -> None:
+        self.conn_id, self.gen, self.url, self.assets, self.inbound = conn_id, gen, url, assets, inbound
+        self.ws = None
+
+    def start(self) -> None:
+        """Connect and read on a thread of its own."""
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def send(self, text: str) -> None:
+        """Send a text frame (PINGs, subscription changes)."""
+        if self.ws is not None:
+            self.ws.send(text)
+
+    def abort(self) -> None:
+        """Close the socket (the reader then reports the link closed)."""
+        if self.ws is not None:
+            self.ws.close_socket()
+
+    def _run(self) -> None:
+        from websockets.sync.client import connect
+
+        from services.md_gateway.shards import initial_subscribe
+        put, cid, gen = self.inbound.put, self.conn_id, self.gen
+        try:
+            with connect(self.url, compression=None, max_size=None, ping_interval=None) as ws:
+                self.ws = ws
+                ws.send(initial_subscribe(self.assets))
+                put(("open", cid, gen, None, int(time.time() * 1000), 0))
+                while True:
+                    data = ws.recv(decode=False)
+                    put(("frame", cid, gen, data, int(time.time() * 1000), time.perf_counter_ns()))
+        except Exception as exc:  # noqa: BLE001 - the link's end is reported, as ws.Link does
+            put(("closed", cid, gen, repr(exc), int(time.time() * 1000), 0))
 
 
 class InProcessLink:
@@ -475,13 +519,14 @@ def sender_to_reader(sends_path: str, seen_path: str) -> list[float]:
     return [(ns - sent[ts - TS0 - 1]) / 1000 for ts, ns in json.loads(Path(seen_path).read_text())]
 
 
-def run_websocket(redis_url: str, tape: Tape, rate: float, work: Path, reader: bool) -> dict[str, float]:
-    """One loopback WebSocket run; returns entries/s, gateway CPU per entry, receipt->ack p50/p99/max
-    and, with ``reader``, sender->reader p50/p99."""
+def run_websocket(redis_url: str, tape: Tape, rate: float, work: Path, reader: bool,
+                  link_factory: object = None) -> dict[str, float]:
+    """One loopback WebSocket run (the gateway's own link unless ``link_factory``); returns entries/s,
+    gateway CPU per entry, receipt->ack p50/p99/max and, with ``reader``, sender->reader p50/p99."""
     server, port, sends = start_tape_server(tape, rate, work)
     r = Redis.from_url(redis_url, decode_responses=True)
     tokens = sorted(tape.opening)
-    svc = gateway(r, f"ws://127.0.0.1:{port}/ws/market", tokens)
+    svc = gateway(r, f"ws://127.0.0.1:{port}/ws/market", tokens, link_factory)
     lat = svc.publisher.on_flushed = Latency()
     run_until(svc, lambda: not svc.core.unbooked, 30)
     seen, stop = str(work / "seen.json"), work / "stop"
@@ -506,12 +551,20 @@ def run_websocket(redis_url: str, tape: Tape, rate: float, work: Path, reader: b
     return out
 
 
-def report(a: float, base: float, b: dict[str, float], c: dict[str, float], rate: float) -> None:
-    """Print the three runs and the baseline."""
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median entries/s."""
+    return sorted(runs, key=lambda x: x["entries_per_s"])[len(runs) // 2]
+
+
+def report(a: float, base: float, b: dict[str, float], b0: dict[str, float], c: dict[str, float],
+           rate: float) -> None:
+    """Print the three runs and their baselines."""
     print(f"A  in-process, flat out:      {a:9,.0f} entries/s     redis-py pipelined HSET: {base:9,.0f}/s"
           f"  (ratio {a / base:.2f})")
     print(f"B  loopback WebSocket, flat:  {b['entries_per_s']:9,.0f} entries/s     gateway CPU {b['cpu_us']:.1f} us"
           f"/entry = {1e6 / b['cpu_us']:,.0f} entries per CPU-second")
+    print(f"   baseline, websockets sync client link: {b0['entries_per_s']:9,.0f} entries/s, CPU {b0['cpu_us']:.1f}"
+          f" us/entry  (ratio {b['entries_per_s'] / b0['entries_per_s']:.2f})")
     print(f"C  loopback WebSocket, steady {rate:,.0f} entries/s: receipt->Redis p50 {c['p50_us']:,.0f} us,"
           f" p99 {c['p99_us']:,.0f} us, max {c['max_us']:,.0f} us")
     print(f"   sender->reader (XREAD in another process, {c['e2e_n']} entries on 50 streams):"
@@ -527,6 +580,7 @@ def main() -> int:
     ap.add_argument("--steady-seconds", type=float, default=15)
     ap.add_argument("--no-bba", action="store_true", help="leave out the best_bid_ask frames")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3, help="run B rounds (each link once per round)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the gateway's __main__ does
@@ -542,9 +596,14 @@ def main() -> int:
     try:
         a = run_inprocess(rp.url, tape)
         base = baseline_hset(rp.url, 100_000)
-        b = run_websocket(rp.url, tape, 0, work, reader=False)
+        ours: list[dict[str, float]] = []
+        sync: list[dict[str, float]] = []
+        for _ in range(args.rounds):
+            ours.append(run_websocket(rp.url, tape, 0, work, reader=False))
+            sync.append(run_websocket(rp.url, tape, 0, work, reader=False, link_factory=SyncClientLink))
+        b, b0 = median_run(ours), median_run(sync)
         c = run_websocket(rp.url, steady, args.steady_rate, work, reader=True)
-        report(a, base, b, c, args.steady_rate)
+        report(a, base, b, b0, c, args.steady_rate)
     finally:
         rp.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -5,25 +5,36 @@ Keepalive (``reference/polymarket-api.md`` 1.1): the client sends the *text* fra
 PONG timeout is dead even if the socket looks open (a half-open TCP connection never errors on
 read): it is aborted and replaced. Reconnects wait an exponential backoff with equal jitter.
 
-A :class:`Link` is one socket and one reader thread. The thread connects (the websockets library does the
-handshake), sends the initial subscribe, then reads messages with the websockets library and
-puts every received data frame on the shared ``inbound`` queue as
+A :class:`Link` is one socket and one reader thread. The thread connects, lets the websockets
+library's sans-I/O ``ClientProtocol`` do the handshake and the framing (control frames, close
+handshake, size limit), sends the initial subscribe, then reads the socket itself: each ``recv``
+is fed to the protocol and every data message it yields goes on the shared ``inbound`` queue as
 ``("frame", conn_id, gen, bytes, recv_wall_ms, recv_perf_ns)``, bracketed by ``("open", ...)`` and
 ``("closed", conn_id, gen, cause, wall_ms, 0)``. Everything else (PINGs, subscribe/unsubscribe,
-abort) is driven by the service's single main thread; the websockets library's ``send`` is thread-safe, so
-the main thread may send while the reader thread receives.
+abort) is driven by the service's single main thread, which sends through the same protocol under
+the link's lock.
+
+Why not the websockets sync client: it runs a second thread per connection and hands every frame
+across a Condition to the caller's thread; with one more hand-off to the main thread that cost
+about 20 us of CPU per price-change entry, more than parsing and publishing it
+(``bench/md_gateway.py``, run B).
 """
 from __future__ import annotations
 
 import logging
 import queue
 import socket
+import ssl
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
 
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.frames import Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from libs.common.clock import Clock
 from services.md_gateway.shards import initial_subscribe
@@ -72,9 +83,11 @@ def close_cause(exc: BaseException) -> str:
 
 log = logging.getLogger(__name__)
 
+RECV_BYTES = 256 * 1024  # one recv: up to this much of what the kernel holds (many frames when busy)
+
 
 class LinkClosed(Exception):
-    """The server closed the WebSocket (close frame); ``code`` is its status code (0 if none)."""
+    """The link ended: server close frame (with its code), EOF, protocol error, or our abort."""
 
 
 class Link:
@@ -86,8 +99,10 @@ class Link:
         assets: tokens sent in the initial subscribe.
         inbound: queue shared with the service.
         clock: wall time stamped on each frame (``recv_ts_ms``).
-        connect_timeout_s: TCP + handshake timeout; reads have none (liveness is the PING rule).
-        hard_limit: a frame above this many bytes ends the link ; frames
+        connect_timeout_s: TCP + TLS + handshake deadline, and the most a send may block (a full
+            send buffer means the peer stopped reading); reads have no timeout (liveness is the
+            PING rule).
+        hard_limit: a message above this many bytes ends the link (close code 1009); messages
             between ``max_frame_bytes`` and this are delivered and rejected by the parser instead.
     """
 
@@ -96,7 +111,9 @@ class Link:
         self.conn_id, self.gen, self.url, self.assets = conn_id, gen, url, assets
         self.inbound, self.clock, self.connect_timeout_s = inbound, clock, connect_timeout_s
         self.hard_limit = hard_limit
-        self.ws: ClientConnection | None = None
+        self.sock: socket.socket | None = None
+        self.proto: ClientProtocol | None = None
+        self.lock = threading.Lock()  # the protocol object is not thread-safe: reader vs main thread
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name=f"md-ws-{conn_id}-{gen}", daemon=True)
 
@@ -108,50 +125,120 @@ class Link:
         """Send a text frame from the caller's thread.
 
         Raises:
-            LinkClosed, websockets.exceptions.ConnectionClosed, OSError: the link is not open or the send failed.
+            LinkClosed: the link is not open.
+            OSError: the send failed or blocked past ``connect_timeout_s``.
         """
-        ws = self.ws
-        if ws is None:
-            raise LinkClosed("link is not open")
-        ws.send(text)
+        with self.lock:
+            proto = self.proto
+            if proto is None or proto.state is not State.OPEN:
+                raise LinkClosed("link is not open")
+            proto.send_text(text.encode())
+            self._write(proto)
 
     def abort(self) -> None:
         """Shut the socket down (wakes the reader, which then reports ``closed``)."""
         self.stopping = True
-        ws = self.ws
-        if ws is not None:
+        sock = self.sock
+        if sock is not None:
             try:
-                ws.socket.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError as exc:  # already closed: the reader reports the end anyway
                 log.debug("abort of a closed socket conn=%s err=%s", self.conn_id, exc)
 
+    def _write(self, proto: ClientProtocol) -> None:
+        """Write what the protocol wants sent (caller holds ``lock``); ``b""`` means half-close."""
+        sock = self.sock
+        for data in proto.data_to_send():
+            if sock is None:
+                return
+            if data:
+                sock.sendall(data)
+            else:
+                sock.shutdown(socket.SHUT_WR)
+
     def _run(self) -> None:
         q, cid, gen = self.inbound, self.conn_id, self.gen
-        ws = None
         try:
-            ws = connect(self.url, open_timeout=self.connect_timeout_s, compression=None, max_size=self.hard_limit,
-                         ping_interval=None, close_timeout=1)
-            self.ws = ws
+            early = self._open()
             if self.stopping:
                 raise LinkClosed("aborted while connecting")
-            ws.send(initial_subscribe(self.assets))
+            self.send(initial_subscribe(self.assets))
             q.put(("open", cid, gen, None, self.clock.wall_ms(), 0))
-            self._read(ws)
+            self._read(early)
         except Exception as exc:  # noqa: BLE001 - every end of a link is reported to the service
             q.put(("closed", cid, gen, close_cause(exc), self.clock.wall_ms(), 0))
         finally:
-            if ws is not None:
-                ws.close_socket()
+            if self.sock is not None:
+                self.sock.close()
 
-    def _read(self, ws: ClientConnection) -> None:
-        """Read messages with the websockets library (it answers server pings, reassembles fragments
-        and enforces ``hard_limit``); queue each with its receipt stamps until the link closes."""
+    def _open(self) -> list:
+        """TCP (+ TLS for ``wss://``) and the opening handshake within ``connect_timeout_s``; returns
+        the frames that arrived with the handshake response."""
+        uri = parse_uri(self.url)
+        deadline = time.monotonic() + self.connect_timeout_s
+        sock = socket.create_connection((uri.host, uri.port), timeout=self.connect_timeout_s)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if uri.secure:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=uri.host)
+        self.sock = sock
+        proto = ClientProtocol(uri, max_size=self.hard_limit)
+        with self.lock:
+            self.proto = proto
+            proto.send_request(proto.connect())
+            self._write(proto)
+        while True:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            data = sock.recv(RECV_BYTES)
+            events = self._feed(proto, data)
+            if proto.handshake_exc is not None:
+                raise proto.handshake_exc
+            if events and isinstance(events[0], Response):
+                break
+            if not data:
+                raise LinkClosed("connection closed during the handshake")
+        sock.settimeout(None)
+        send_timeout = struct.pack("ll", int(self.connect_timeout_s), int(self.connect_timeout_s % 1 * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, send_timeout)
+        return events[1:]
+
+    def _feed(self, proto: ClientProtocol, data: bytes) -> list:
+        """Give ``data`` (b"" = EOF) to the protocol, send what it answers (PONGs, close echo)."""
+        with self.lock:
+            if data:
+                proto.receive_data(data)
+            else:
+                proto.receive_eof()
+            events = proto.events_received()
+            self._write(proto)
+        return events
+
+    def _read(self, early: list) -> None:
+        """Read until the link ends; queue each data message with the receipt stamps of the ``recv``
+        that completed it (every frame of one read arrived at the same moment)."""
+        sock, proto = self.sock, self.proto
+        assert sock is not None and proto is not None
         put, cid, gen = self.inbound.put, self.conn_id, self.gen
         wall, perf = self.clock.wall_ms, time.perf_counter_ns
-        recv = ws.recv
-        try:
-            while True:
-                data = recv(decode=False)
-                put(("frame", cid, gen, data, wall(), perf()))
-        except ConnectionClosed as exc:
-            raise LinkClosed(f"connection closed code={exc.rcvd.code if exc.rcvd else 0}") from exc
+        parts: list[bytes] = []  # fragments of a message in progress
+        events, data = early, b"-"
+        while True:
+            stamp = (wall(), perf())
+            for ev in events:
+                op = ev.opcode
+                if op is Opcode.TEXT or op is Opcode.BINARY or op is Opcode.CONT:
+                    parts.append(bytes(ev.data))
+                    if ev.fin:
+                        put(("frame", cid, gen, parts[0] if len(parts) == 1 else b"".join(parts), *stamp))
+                        parts = []
+            if proto.state is State.CLOSED or proto.state is State.CLOSING or not data:
+                raise LinkClosed(self._why_closed(proto))
+            data = sock.recv(RECV_BYTES)
+            events = self._feed(proto, data)
+
+    @staticmethod
+    def _why_closed(proto: ClientProtocol) -> str:
+        if proto.close_rcvd is not None:
+            return f"connection closed code={proto.close_rcvd.code}"
+        if proto.parser_exc is not None:
+            return f"protocol error: {type(proto.parser_exc).__name__}: {proto.parser_exc}"
+        return "connection closed code=0 (EOF)"
