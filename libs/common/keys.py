@@ -36,6 +36,18 @@ def md_stream(token_id: str) -> str:
     return f"{NS}:md:stream:{{{token_id}}}"
 
 
+def token_of_md_stream(key: str) -> str:
+    """The token id of an :func:`md_stream` key (inverse of ``md_stream``).
+
+    Raises:
+        ValueError: ``key`` is not an md stream key.
+    """
+    prefix = f"{NS}:md:stream:{{"
+    if not (key.startswith(prefix) and key.endswith("}")):
+        raise ValueError(f"not an md stream key: {key!r}")
+    return key[len(prefix):-1]
+
+
 # ---- tokens, leases, orders ----
 TOKENS = f"{NS}:tokens"  # set: every token the scheduler has seen
 SCHED_PENDING = f"{NS}:sched:pending"  # zset token -> signal ts_ms (FIFO queue for activation)

@@ -82,11 +82,13 @@ def heartbeat(r: Redis, instance: str, service: str, clock: Clock, detail: dict[
 
 def run_loop(step: Callable[[], None], stop: threading.Event, clock: Clock, interval_s: float,
              journal: Journal | None = None, max_iterations: int | None = None,
-             max_backoff_s: float = 5.0) -> int:
+             max_backoff_s: float = 5.0, idle: Callable[[float], None] | None = None) -> int:
     """Call ``step`` every ``interval_s`` wall seconds until ``stop`` is set; returns iterations run.
 
     A step that raises is journaled (``STEP_FAILED``, error) and retried after an exponential
-    backoff capped at ``max_backoff_s``; the loop itself never dies of it.
+    backoff capped at ``max_backoff_s``; the loop itself never dies of it. ``idle(seconds)``, when
+    given, spends the time between two successful steps instead of a plain wait (a worker reacts to
+    pushed book changes there); it must return within about ``seconds`` and may raise like ``step``.
     """
     n, failures = 0, 0
     while not stop.is_set() and (max_iterations is None or n < max_iterations):
@@ -95,6 +97,9 @@ def run_loop(step: Callable[[], None], stop: threading.Event, clock: Clock, inte
             step()
             failures = 0
             wait = interval_s
+            if idle is not None and not stop.is_set():
+                idle(wait)
+                wait = 0
         except Exception as exc:  # noqa: BLE001 - journaled with a reason code, then backed off
             failures += 1
             wait = min(max_backoff_s, interval_s * (2 ** min(failures, 8)))

@@ -50,7 +50,8 @@ def main() -> int:
     worker = Worker(r, venue, settings, clock, journal, worker_id)
     log.info("maker_worker start worker_id=%s clob_url=%s mode=%s", worker_id, settings.clob_url, settings.mode)
     try:
-        runtime.run_loop(worker.step, stop, clock, settings.step_interval_s, journal)
+        runtime.run_loop(worker.step, stop, clock, settings.step_interval_s, journal,
+                         idle=lambda seconds: worker.idle(seconds, stop))
     finally:
         worker.shutdown()
     return 0

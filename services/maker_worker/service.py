@@ -5,11 +5,18 @@ A worker holds up to ``max_leases`` tokens. Each step it heartbeats ``pb:workers
 ``pb:sched:offers`` for tokens to ``acquire`` (ZREM after success), reads the gateway hash, every
 held token's book and ``pb:tok`` hash in one pipelined round trip, then steps each token
 (``trading.TokenTrader``). A token whose lease is lost is dropped at once (LEASE_LOST).
+
+Between steps (``idle``) the worker blocks on the held tokens' md streams (``book_feed``) and
+re-quotes a token the moment md_gateway publishes a change of its book, so a price move reaches
+the strategy in milliseconds rather than at the next step.
 """
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from decimal import Decimal
+from typing import Callable
 
 import orjson
 from redis import Redis
@@ -21,6 +28,7 @@ from libs.common.journal import Journal
 from libs.common.leases import LeaseLost, Leases
 from libs.common.venue import Venue, VenueError
 from services.maker_worker import risk
+from services.maker_worker.book_feed import BookFeed
 from services.maker_worker.book_source import gateway_ok
 from services.maker_worker.config import WorkerSettings
 from services.maker_worker.models import Cancel, Intent, MarketView
@@ -29,6 +37,7 @@ from services.maker_worker.trading import Held, TokenTrader
 
 log = logging.getLogger(__name__)
 OFFER_SCAN = 100  # offers looked at per step
+MAX_BLOCK_MS = 1000  # longest XREAD BLOCK: well inside any Redis socket timeout
 
 
 class Worker:
@@ -46,7 +55,9 @@ class Worker:
         self.desk = OrderDesk(r, self.leases, venue, journal, clock)
         self.trader = TokenTrader(r, self.leases, venue, self.desk, journal, clock, settings)
         self.held: dict[str, Held] = {}
+        self.feed = BookFeed(r)
         self._halted = False
+        self._gw_ok = False  # the gateway's health as the last step saw it
         self._last_beat = 0
 
     def step(self) -> None:
@@ -62,10 +73,36 @@ class Worker:
         if not self.held:
             return
         gw, books, toks = self._snapshot()
-        ok = gateway_ok(gw, wall, self.s.gateway_stale_ms)
+        self._gw_ok = ok = gateway_ok(gw, wall, self.s.gateway_stale_ms)
         for token in list(self.held):
-            room = risk.exposure_room([h.state for h in self.held.values() if h.state], self.s.max_exposure_usd)
-            self._step_token(token, toks[token], books[token], ok, room)
+            self._guarded(token, lambda h, room: self.trader.step(h, toks[token], books[token], ok, self._halted, room))
+
+    def idle(self, seconds: float, stop: threading.Event) -> None:
+        """Spend up to ``seconds`` (wall) until the next step: block on the held tokens' md streams and
+        re-quote every token whose book changed. Redis errors propagate (``run_loop`` backs off).
+
+        ``time.monotonic`` only bounds the wait; trading decisions use the injected clock.
+        """
+        end = time.monotonic() + seconds
+        while not stop.is_set():
+            left_ms = int((end - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                return
+            if not self.held:
+                stop.wait(left_ms / 1000)
+                return
+            changed = [t for t in self.feed.wait(min(left_ms, MAX_BLOCK_MS)) if t in self.held]
+            if changed:
+                self.on_books(changed)
+
+    def on_books(self, tokens: list[str]) -> None:
+        """Re-quote ``tokens`` (held) on their current Redis books, read in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for t in tokens:
+            pipe.hgetall(keys.md_book(t))
+        for token, book in zip(tokens, pipe.execute()):
+            if token in self.held:
+                self._guarded(token, lambda h, room: self.trader.quote(h, book, self._gw_ok, self._halted, room))
 
     def _heartbeat(self, wall: int) -> None:
         self.r.zadd(keys.WORKERS, {self.id: wall})
@@ -91,6 +128,7 @@ class Worker:
             if grant.prev_worker:
                 h.ready_wall_ms = grant.prev_expires_ms + int(self.s.http_timeout_s * 1000)
             self.held[token] = h
+            self.feed.track(token)
             self.journal.record("LEASE_ACQUIRED", token_id=token, fence=grant.fence, mode=grant.mode,
                                 prev_worker=grant.prev_worker, quote_after_wall_ms=h.ready_wall_ms)
             if len(self.held) >= self.s.max_leases:
@@ -118,11 +156,13 @@ class Worker:
         toks = {t: res[2 + 2 * i] for i, t in enumerate(tokens)}
         return res[0], books, toks
 
-    def _step_token(self, token: str, tok: dict[str, str], book: dict[str, str], gw_ok: bool,
-                    room: Decimal) -> None:
+    def _guarded(self, token: str, run: Callable[[Held, Decimal], None]) -> None:
+        """``run(held, exposure room)`` for one token: a lost lease drops the token (LEASE_LOST), any
+        other failure is journaled (TOKEN_STEP_FAILED) without stopping the other tokens."""
         h = self.held[token]
+        room = risk.exposure_room([x.state for x in self.held.values() if x.state], self.s.max_exposure_usd)
         try:
-            self.trader.step(h, tok, book, gw_ok, self._halted, room)
+            run(h, room)
         except LeaseLost as exc:
             self.journal.record("LEASE_LOST", token_id=token, level="error", fence=exc.fence, why=exc.why)
             h.released = True
@@ -133,7 +173,12 @@ class Worker:
             self.journal.record("TOKEN_STEP_FAILED", token_id=token, level="error", error=type(exc).__name__,
                                 detail=str(exc)[:300])
         if h.released:
-            del self.held[token]
+            self._drop(token)
+
+    def _drop(self, token: str) -> None:
+        """Forget a token this worker no longer holds."""
+        self.held.pop(token, None)
+        self.feed.untrack(token)
 
     def _cancel_all(self, why: str) -> int:
         """Cancel every open order of every held token (halt); returns how many cancels were sent."""
@@ -146,7 +191,7 @@ class Worker:
                 self.trader.execute(h, cancels, h.market)
             except LeaseLost as exc:
                 self.journal.record("LEASE_LOST", token_id=token, level="error", fence=exc.fence, why=exc.why)
-                del self.held[token]
+                self._drop(token)
             n += len(cancels)
         return n
 
@@ -166,7 +211,7 @@ class Worker:
                 self._hand_back(h)
             except LeaseLost as exc:
                 self.journal.record("LEASE_LOST", token_id=token, level="error", fence=exc.fence, why=exc.why)
-            del self.held[token]
+            self._drop(token)
         self.journal.record("SHUTDOWN_CANCEL", tokens=tokens, canceled=total, worker=self.id)
         self.r.zrem(keys.WORKERS, self.id)
 

@@ -1,8 +1,14 @@
-"""One step of one held token: renew, takeover clean-up, book, order polling, strategy, execution.
+"""One step of one held token: renew, takeover clean-up, book, order polling, strategy, execution;
+and ``quote``, the book-only step run when md_gateway pushes a change of the token's book.
 
 The strategy (pure) decides; this shell only performs its intents and feeds the outcomes back as
 events. Every write goes through the lease fence; LeaseLost propagates to the worker, which drops
 the token at once.
+
+Book seq (SPEC S2: a reader can always tell new data from old): each held token remembers the
+highest ``seq`` it acted on. A book with a lower seq is never traded on: it is journaled
+``BOOK_SEQ_BACKWARDS`` (error) and REST is read instead for that step; the mark then moves to the
+new seq, so a Redis that lost its data costs one REST read, not a worker stuck on REST.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ class Held:
     book_source: str = ""
     market: MarketView | None = None
     released: bool = False
+    last_seq: int = 0  # highest book seq acted on (0 = none yet)
 
 
 class TokenTrader:
@@ -62,6 +69,17 @@ class TokenTrader:
         events = tok_events(h.state, tok, h.grant.mode) + self.desk.poll(h.grant, h.state)
         for ev in events:
             self.apply(h, ev, market)
+        self._tick(h, halted, room, market)
+
+    def quote(self, h: Held, book: dict[str, str], gw_ok: bool, halted: bool, room: Decimal) -> None:
+        """The book of ``h`` changed (pushed by md_gateway): re-run the strategy on the new book only.
+        Nothing when the token is not reconciled yet, or the book's seq was already acted on."""
+        if h.state is None or h.released or (h.last_seq and _seq(book) == h.last_seq):
+            return
+        h.market = market = self.market(h, book, gw_ok, self.clock.wall_ms())
+        self._tick(h, halted, room, market)
+
+    def _tick(self, h: Held, halted: bool, room: Decimal, market: MarketView) -> None:
         for _ in range(2):  # a second pass places what replaces the orders just cancelled
             if h.released or not self.apply(h, Tick(halted, room), market):
                 break
@@ -101,11 +119,15 @@ class TokenTrader:
         """Redis book when fresh, else REST (BOOK_REST_FALLBACK / BOOK_REST_FAILED once per episode)."""
         assert h.state is not None
         token = h.grant.token_id
-        try:
-            read = from_redis(book, gw_ok, wall, self.s.book_max_age_ms)
-        except ValueError as exc:
-            self.journal.record("BOOK_MALFORMED", token_id=token, level="error", detail=str(exc))
-            read = None
+        seq, read = _seq(book), None
+        if seq < h.last_seq:
+            self.journal.record("BOOK_SEQ_BACKWARDS", token_id=token, level="error", seq=seq, last_seq=h.last_seq)
+        else:
+            try:
+                read = from_redis(book, gw_ok, wall, self.s.book_max_age_ms)
+            except ValueError as exc:
+                self.journal.record("BOOK_MALFORMED", token_id=token, level="error", detail=str(exc))
+        h.last_seq = seq
         if read is None:
             read = from_rest(self.venue, token)
             if read.source != h.book_source:
@@ -184,3 +206,11 @@ class TokenTrader:
         ok = self.leases.release(h.grant, rel.done)
         self.journal.record("LEASE_RELEASED", token_id=h.grant.token_id, done=rel.done, fence=h.grant.fence,
                             level="info" if ok else "warn", released=ok)
+
+
+def _seq(book: dict[str, str]) -> int:
+    """The book hash's seq (0 when absent or unreadable: such a book is judged by its fields alone)."""
+    try:
+        return int(book.get("seq") or 0)
+    except ValueError:
+        return 0
