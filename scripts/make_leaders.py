@@ -4,7 +4,7 @@
 Usage::
 
     python scripts/make_leaders.py [--source ../shared/data/leader-gabagool22/activity_all_sorted.jsonl.gz]
-                                   [--tape data/tapes/btc5m-2026-02-18-am] [--out data/leaders]
+                                   [--out data/leaders]
 
 1. ``gabagool22.jsonl.gz`` (real): the ``type == "TRADE"`` rows of the source ``/activity`` file whose
    ``timestamp`` (Unix s) lies in the first 6 hours of the file, i.e. in [t0, t0 + 21600) where t0 is
@@ -13,7 +13,9 @@ Usage::
    are kept and put in ``/trades`` field order; numbers stay JSON numbers with the exact source text
    (checked row by row). ``LICENSE-gabagool22`` is copied from the source folder.
 
-2. ``demo-synthetic.jsonl`` (SYNTHETIC) drawn from a converted BTC tape by this rule:
+2. ``demo-synthetic.jsonl`` (SYNTHETIC, wallet ...de111) drawn from the default tape
+   ``btc5m-2026-02-18-am``, and ``demo-synthetic-long.jsonl`` (SYNTHETIC, wallet ...de112) drawn
+   from the long tape ``btc5m-2026-02-17-pm``, both by this rule:
 
    for each market, at window start + 45 s the leader BUYs 10 shares of the cheaper outcome (the
    token with the lower best ask as the book stands at that moment; on a tie the first outcome) at
@@ -50,10 +52,11 @@ from libs.common.tapes import MarketMeta, load_markets, read_tape  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 DEFAULT_SOURCE = SHARED / "leader-gabagool22" / "activity_all_sorted.jsonl.gz"
-DEFAULT_TAPE = REPO / "data" / "tapes" / "btc5m-2026-02-18-am"
 WALLET = "0x6031b6eed1c97e853c6e0f03ad3ce3529351f96d"
-DEMO_WALLET = "0x00000000000000000000000000000000000de111"
 DEMO_NAME = "synthetic-demo-leader"
+# (file, tape it is drawn from, wallet): one synthetic leader per BTC tape, same rule.
+DEMOS = (("demo-synthetic.jsonl", "btc5m-2026-02-18-am", "0x00000000000000000000000000000000000de111"),
+         ("demo-synthetic-long.jsonl", "btc5m-2026-02-17-pm", "0x00000000000000000000000000000000000de112"))
 WINDOW_S = 6 * 3600
 BUY_AFTER_MS, SELL_AFTER_MS, DEMO_SIZE = 45_000, 200_000, 10
 RULE = ('for each market, at window start + 45 s the leader BUYs 10 shares of the cheaper outcome (the token with '
@@ -187,9 +190,9 @@ def demo_legs(tape_dir: Path, markets: list[MarketMeta]) -> list[tuple[MarketMet
     return legs
 
 
-def demo_row(market: MarketMeta, idx: int, side: str, moment_ms: int, price: Decimal) -> dict[str, Any]:
-    """One synthetic /trades row for outcome ``idx`` of ``market``."""
-    return {"proxyWallet": DEMO_WALLET, "side": side, "asset": market.token_ids[idx],
+def demo_row(wallet: str, market: MarketMeta, idx: int, side: str, moment_ms: int, price: Decimal) -> dict[str, Any]:
+    """One synthetic /trades row of ``wallet`` for outcome ``idx`` of ``market``."""
+    return {"proxyWallet": wallet, "side": side, "asset": market.token_ids[idx],
             "conditionId": market.condition_id, "size": DEMO_SIZE, "price": float(price),
             "timestamp": moment_ms // 1000, "title": market.question, "slug": market.slug, "icon": "",
             "eventSlug": market.slug, "outcome": market.outcomes[idx], "outcomeIndex": idx, "name": DEMO_NAME,
@@ -198,14 +201,14 @@ def demo_row(market: MarketMeta, idx: int, side: str, moment_ms: int, price: Dec
             "transactionHash": "0x" + hashlib.sha256(f"{market.slug}:{side}".encode()).hexdigest()}
 
 
-def make_demo(tape_dir: Path, out: Path) -> dict[str, Any]:
-    """Write demo-synthetic.jsonl from the tape; returns the _meta."""
+def make_demo(tape_dir: Path, out: Path, name: str, wallet: str) -> dict[str, Any]:
+    """Write the synthetic leader file ``name`` of ``wallet`` drawn from the tape; returns the _meta."""
     markets = load_markets(tape_dir / "markets.json")
-    rows = [demo_row(*leg) for leg in demo_legs(tape_dir, markets)]
+    rows = [demo_row(wallet, *leg) for leg in demo_legs(tape_dir, markets)]
     tape = tape_dir.resolve().relative_to(REPO) if tape_dir.resolve().is_relative_to(REPO) else tape_dir
-    meta = {"synthetic": True, "rule": RULE, "rule_detail": RULE_DETAIL, "tape": str(tape), "wallet": DEMO_WALLET,
+    meta = {"synthetic": True, "rule": RULE, "rule_detail": RULE_DETAIL, "tape": str(tape), "wallet": wallet,
             "rows": len(rows)}
-    write_lines(out / "demo-synthetic.jsonl", meta, rows)
+    write_lines(out / name, meta, rows)
     return meta
 
 
@@ -213,12 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point: prints one summary JSON line per file."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="gabagool22 activity_all_sorted.jsonl.gz")
-    ap.add_argument("--tape", type=Path, default=DEFAULT_TAPE, help="converted BTC tape directory")
     ap.add_argument("--out", type=Path, default=REPO / "data" / "leaders")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(json.dumps({"file": "gabagool22.jsonl.gz"} | make_gabagool(args.source, args.out)))
-    print(json.dumps({"file": "demo-synthetic.jsonl"} | make_demo(args.tape, args.out)))
+    for name, tape, wallet in DEMOS:
+        print(json.dumps({"file": name} | make_demo(REPO / "data" / "tapes" / tape, args.out, name, wallet)))
     return 0
 
 

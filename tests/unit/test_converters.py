@@ -258,41 +258,46 @@ def test_gabagool22_meta_and_shape() -> None:
 
 
 def recompute_demo(tape: Path) -> list[tuple[str, int, str, int, Decimal]]:
-    """(conditionId, outcome index, side, moment_ms, price) from the rule, independently of make_leaders."""
+    """(conditionId, outcome index, side, moment_ms, price) from the rule, independently of make_leaders:
+    one walk over the tape, reading the books at each market's two moments."""
     markets = load_markets(tape / "markets.json")
     evs = list(events(tape / "frames.jsonl.gz"))
+    moments = sorted((m.start_ms + after, leg, m) for m in markets for leg, after in ((0, 45_000), (1, 200_000)))
+    book, tops, k = RefBook(), {}, 0
+    for at, leg, m in moments:
+        while k < len(evs) and evs[k][0] <= at:
+            book.apply(evs[k][2])
+            k += 1
+        try:
+            tops[(m.condition_id, leg)] = [book.top(t) for t in m.token_ids] if at <= evs[-1][0] else None
+        except (KeyError, ValueError):
+            tops[(m.condition_id, leg)] = None  # a token has no book yet at that moment
     out = []
     for m in markets:
-        buy_at, sell_at = m.start_ms + 45_000, m.start_ms + 200_000
-        tops = []
-        for at in (buy_at, sell_at):
-            book = RefBook()
-            for ms, _, ev in evs:
-                if ms <= at:
-                    book.apply(ev)
-            try:
-                tops.append([book.top(t) for t in m.token_ids] if at <= evs[-1][0] else None)
-            except (KeyError, ValueError):
-                tops.append(None)  # a token has no book yet at that moment
-        if tops[0] is None:
+        buy, sell = tops[(m.condition_id, 0)], tops[(m.condition_id, 1)]
+        if buy is None:
             continue
-        idx = min((ask, i) for i, (_, ask) in enumerate(tops[0]))[1]
-        out.append((m.condition_id, idx, "BUY", buy_at, tops[0][idx][1]))
-        if tops[1] is not None:
-            out.append((m.condition_id, idx, "SELL", sell_at, tops[1][idx][0]))
+        idx = min((ask, i) for i, (_, ask) in enumerate(buy))[1]
+        out.append((m.condition_id, idx, "BUY", m.start_ms + 45_000, buy[idx][1]))
+        if sell is not None:
+            out.append((m.condition_id, idx, "SELL", m.start_ms + 200_000, sell[idx][0]))
     return sorted(out, key=lambda leg: leg[3])
 
 
-def test_demo_leader_follows_rule() -> None:
-    demo = load_leader(LEADERS / "demo-synthetic.jsonl")
-    tape = TAPES / "btc5m-2026-02-18-am"
+@pytest.mark.parametrize("name,tape,wallet", [
+    ("demo-synthetic.jsonl", "btc5m-2026-02-18-am", "0x00000000000000000000000000000000000de111"),
+    ("demo-synthetic-long.jsonl", "btc5m-2026-02-17-pm", "0x00000000000000000000000000000000000de112"),
+])
+def test_demo_leader_follows_rule(name: str, tape: str, wallet: str) -> None:
+    demo = load_leader(LEADERS / name)
+    tape_dir = TAPES / tape
     assert demo.meta["synthetic"] is True and demo.meta["rule"] == DEMO_RULE
-    assert demo.meta["tape"] == "data/tapes/btc5m-2026-02-18-am"
+    assert demo.meta["tape"] == f"data/tapes/{tape}" and demo.meta["wallet"] == wallet
     assert " ".join(DEMO_RULE.split()) in " ".join((load_script("make_leaders").__doc__ or "").split())
-    expected = recompute_demo(tape)
+    expected = recompute_demo(tape_dir)
     assert expected, "the rule produced no trade"
-    markets = {m.condition_id: m for m in load_markets(tape / "markets.json")}
-    assert len(demo.rows) == len(expected)
+    markets = {m.condition_id: m for m in load_markets(tape_dir / "markets.json")}
+    assert len(demo.rows) == len(expected) == demo.meta["rows"]
     for row, (cid, idx, side, at, price) in zip(demo.rows, expected):
         m = markets[cid]
         assert (row["conditionId"], row["side"], row["timestamp"]) == (cid, side, at // 1000)
@@ -300,7 +305,7 @@ def test_demo_leader_follows_rule() -> None:
         assert (row["asset"], row["outcome"], row["outcomeIndex"]) == (m.token_ids[idx], m.outcomes[idx], idx)
         assert (row["slug"], row["title"]) == (m.slug, m.question)
         assert row["transactionHash"] == "0x" + hashlib.sha256(f"{m.slug}:{side}".encode()).hexdigest()
-        assert row["proxyWallet"] == "0x00000000000000000000000000000000000de111"
+        assert row["proxyWallet"] == wallet
         assert row["name"] == "synthetic-demo-leader"
 
 
