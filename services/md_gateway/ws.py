@@ -217,23 +217,26 @@ class Link:
         that completed it (every frame of one read arrived at the same moment)."""
         sock, proto = self.sock, self.proto
         assert sock is not None and proto is not None
-        put, cid, gen = self.inbound.put, self.conn_id, self.gen
         wall, perf = self.clock.wall_ms, time.perf_counter_ns
         parts: list[bytes] = []  # fragments of a message in progress
-        events, data = early, b"-"
-        while True:
-            stamp = (wall(), perf())
-            for ev in events:
-                op = ev.opcode
-                if op is Opcode.TEXT or op is Opcode.BINARY or op is Opcode.CONT:
-                    parts.append(bytes(ev.data))
-                    if ev.fin:
-                        put(("frame", cid, gen, parts[0] if len(parts) == 1 else b"".join(parts), *stamp))
-                        parts = []
-            if proto.state is State.CLOSED or proto.state is State.CLOSING or not data:
-                raise LinkClosed(self._why_closed(proto))
+        self._deliver(early, parts, wall(), perf())
+        while proto.state is State.OPEN:
             data = sock.recv(RECV_BYTES)
-            events = self._feed(proto, data)
+            self._deliver(self._feed(proto, data), parts, wall(), perf())
+            if not data:
+                break
+        raise LinkClosed(self._why_closed(proto))
+
+    def _deliver(self, events: list, parts: list[bytes], wall_ms: int, perf_ns: int) -> None:
+        """Queue each complete data message of ``events`` (``parts`` carries a fragmented one over)."""
+        put, cid, gen = self.inbound.put, self.conn_id, self.gen
+        for ev in events:
+            op = ev.opcode
+            if op is Opcode.TEXT or op is Opcode.BINARY or op is Opcode.CONT:
+                parts.append(bytes(ev.data))
+                if ev.fin:
+                    put(("frame", cid, gen, parts[0] if len(parts) == 1 else b"".join(parts), wall_ms, perf_ns))
+                    parts.clear()
 
     @staticmethod
     def _why_closed(proto: ClientProtocol) -> str:
