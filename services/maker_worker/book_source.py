@@ -31,7 +31,8 @@ class BookRead:
                           end_ms, fresh=self.source != "none")
 
 
-def _int(raw: dict[str, str], name: str) -> int:
+def int_field(raw: dict[str, str], name: str) -> int:
+    """An integer field of a Redis hash (ms stamps, seq); 0 when absent or not an integer."""
     try:
         return int(raw.get(name) or 0)
     except ValueError:
@@ -40,7 +41,7 @@ def _int(raw: dict[str, str], name: str) -> int:
 
 def gateway_ok(gateway: dict[str, str], wall_ms: int, gateway_stale_ms: int) -> bool:
     """The gateway is connected and updated its hash within ``gateway_stale_ms`` (wall)."""
-    return gateway.get("state") == "connected" and wall_ms - _int(gateway, "updated_ms") <= gateway_stale_ms
+    return gateway.get("state") == "connected" and wall_ms - int_field(gateway, "updated_ms") <= gateway_stale_ms
 
 
 def price(raw: dict[str, str], name: str) -> Decimal | None:
@@ -87,7 +88,7 @@ def from_redis(book: dict[str, str], gw_ok: bool, wall_ms: int, max_age_ms: int)
     """
     if not gw_ok or not book or book.get("status", "ok") != "ok" or book.get("resolved") == "1":
         return None
-    seen = max(_int(book, "recv_ts_ms"), _int(book, "verified_ts_ms"))
+    seen = max(int_field(book, "recv_ts_ms"), int_field(book, "verified_ts_ms"))
     if wall_ms - seen > max_age_ms:
         return None
     tick = price(book, "tick_size")

@@ -23,7 +23,7 @@ from libs.common.journal import Journal
 from libs.common.leases import Grant, Leases
 from libs.common.venue import Venue, VenueError
 from services.maker_worker import risk, strategy
-from services.maker_worker.book_source import from_redis, from_rest
+from services.maker_worker.book_source import from_redis, from_rest, int_field
 from services.maker_worker.config import WorkerSettings
 from services.maker_worker.models import (
     Cancel, Event, Fill, Intent, MarketView, Note, Place, Release, Tick, TokenState, Transition,
@@ -74,7 +74,7 @@ class TokenTrader:
     def quote(self, h: Held, book: dict[str, str], gw_ok: bool, halted: bool, room: Decimal) -> None:
         """The book of ``h`` changed (pushed by md_gateway): re-run the strategy on the new book only.
         Nothing when the token is not reconciled yet, or the book's seq was already acted on."""
-        if h.state is None or h.released or (h.last_seq and _seq(book) == h.last_seq):
+        if h.state is None or h.released or (h.last_seq and int_field(book, "seq") == h.last_seq):
             return
         h.market = market = self.market(h, book, gw_ok, self.clock.wall_ms())
         self._tick(h, halted, room, market)
@@ -119,7 +119,7 @@ class TokenTrader:
         """Redis book when fresh, else REST (BOOK_REST_FALLBACK / BOOK_REST_FAILED once per episode)."""
         assert h.state is not None
         token = h.grant.token_id
-        seq, read = _seq(book), None
+        seq, read = int_field(book, "seq"), None
         if seq < h.last_seq:
             self.journal.record("BOOK_SEQ_BACKWARDS", token_id=token, level="error", seq=seq, last_seq=h.last_seq)
         else:
@@ -206,11 +206,3 @@ class TokenTrader:
         ok = self.leases.release(h.grant, rel.done)
         self.journal.record("LEASE_RELEASED", token_id=h.grant.token_id, done=rel.done, fence=h.grant.fence,
                             level="info" if ok else "warn", released=ok)
-
-
-def _seq(book: dict[str, str]) -> int:
-    """The book hash's seq (0 when absent or unreadable: such a book is judged by its fields alone)."""
-    try:
-        return int(book.get("seq") or 0)
-    except ValueError:
-        return 0
