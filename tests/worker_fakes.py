@@ -24,6 +24,8 @@ from libs.common.venue import (
 )
 from services.maker_worker.config import WorkerSettings
 from services.maker_worker.service import Worker
+from services.md_gateway.publish import Publisher
+from services.md_gateway.state import Publish
 
 ZERO = Decimal(0)
 
@@ -179,6 +181,20 @@ class FakeVenue:
 
 
 T = "7087467268535103530871133345881326346657501309973952143921926744954887549159"
+
+
+def gateway_publish(r: Redis, venue: FakeVenue, token: str, bid: str, ask: str, wall_ms: int) -> int:
+    """Move ``token``'s book to ``bid``/``ask`` on the venue and publish it as md_gateway does
+    (its own Publisher and book_publish.lua: seq bump, hash fields, stream entry); returns the seq."""
+    venue.set_book(token, bid, ask)
+    wall = str(wall_ms)
+    fields = ["best_bid", bid, "best_ask", ask, "bid_size", "100", "ask_size", "100", "exch_ts_ms", wall,
+              "recv_ts_ms", wall, "source", "ws", "status", "ok", "tick_size", "0.01", "min_order_size", "5"]
+    pub = Publisher(r, 1000)
+    pub.add([Publish(token, True, "price_change", fields)], [], [])
+    pub.flush()
+    pub.close()
+    return int(r.hget(keys.md_book(token), "seq"))
 
 
 class Rig:

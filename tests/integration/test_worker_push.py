@@ -12,24 +12,14 @@ from decimal import Decimal
 from redis import Redis
 
 from libs.common import keys
-from services.md_gateway.publish import Publisher
-from services.md_gateway.state import Publish
-from tests.worker_fakes import T, Rig
+from tests.worker_fakes import T, Rig, gateway_publish
 
 D = Decimal
 
 
 def publish(rig: Rig, bid: str, ask: str) -> int:
     """md_gateway publishes a new top of book for T (the venue's book moves with it); returns the seq."""
-    rig.venue.set_book(T, bid, ask)
-    wall = str(rig.clock.wall_ms())
-    fields = ["best_bid", bid, "best_ask", ask, "bid_size", "100", "ask_size", "100", "exch_ts_ms", wall,
-              "recv_ts_ms", wall, "source", "ws", "status", "ok", "tick_size", "0.01", "min_order_size", "5"]
-    pub = Publisher(rig.r, 1000)
-    pub.add([Publish(T, True, "price_change", fields)], [], [])
-    pub.flush()
-    pub.close()
-    return int(rig.r.hget(keys.md_book(T), "seq"))
+    return gateway_publish(rig.r, rig.venue, T, bid, ask, rig.clock.wall_ms())
 
 
 def entered(r: Redis) -> Rig:
