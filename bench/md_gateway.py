@@ -1,10 +1,7 @@
-"""Benchmark of md_gateway (a benchmark, not a test): ``python bench/md_gateway.py [--frames N]``.
+"""Benchmark of md_gateway (a benchmark, not a test): ``python bench/md_gateway.py [--orders N] [--rounds R]``.
 
-The tape: 1,000 tokens (500 two-sided markets) whose opening books are the real books of the
-60 s ENRICOBIGNOZZI capture (14 markets, reused round-robin under new token ids), then a random walk
-of ``price_change`` frames in the capture's exact wire format: one order changes one level of a
-market, so each frame has two entries (YES at p, NO at 1-p, each with its token's ``best_bid`` and
-``best_ask``), optionally preceded by the two ``best_bid_ask`` events as in the capture.
+The tape (``md_tape.py``): 1,000 tokens with the capture's real opening books, then a random walk of
+``price_change`` frames in the capture's exact wire format, played by a raw-socket server process.
 
 Runs, all against a private ``redis-server`` this script starts on a free port:
 
@@ -15,7 +12,7 @@ B. the same tape over a real loopback WebSocket from a server in another process
    once with the gateway's ``ws.Link`` (websockets' sans-I/O protocol on one reader thread per
    connection) and once with a link built on websockets' sync client (``SyncClientLink``, what the
    gateway used before: a second thread per connection hands each frame over), alternating for
-   ``--rounds`` rounds; the medians are printed (this machine's speed drifts by 20% within minutes);
+   ``--rounds`` rounds; the medians are printed (this machine's speed drifts by 30% within minutes);
 C. a steady 2,000 price-change entries/s over the loopback WebSocket, for latency.
 
 Latency, receipt -> Redis: the socket thread stamps ``perf_counter_ns`` on each frame on receipt;
@@ -36,11 +33,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
-import random
 import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,154 +41,20 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from redis import Redis  # noqa: E402
 
+from benchlib import RedisProc, free_port, pct  # noqa: E402
 from libs.common import keys  # noqa: E402
 from libs.common.clock import SystemClock  # noqa: E402
 from libs.common.journal import Journal  # noqa: E402
+from md_tape import TS0, Market, Tape, serve_tape, synth_tape, tape_token  # noqa: E402
 from services.md_gateway.config import GatewaySettings  # noqa: E402
 from services.md_gateway.service import STEP_PAUSE_S, SWITCH_INTERVAL_S, GatewayService  # noqa: E402
 
-CAPTURE = REPO / "data" / "tapes" / "enrico-2026-09-24" / "frames.jsonl"
-MICRO = 1_000_000
-TS0 = 1_790_000_000_000
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# ---------------------------------------------------------------- the tape
-def fmt(v: int) -> str:
-    """Micros -> shortest decimal string (the wire's style: "0.62", "5")."""
-    q, r = divmod(v, MICRO)
-    return str(q) if r == 0 else f"{q}.{r:06d}".rstrip("0")
-
-
-def templates() -> list[tuple[dict[int, str], dict[int, str], int]]:
-    """(YES bids, YES asks, tick) in micros for each market of the capture's opening dump."""
-    first = json.loads(CAPTURE.read_text().splitlines()[0])["payload"]
-    seen: set[str] = set()
-    out = []
-    for b in json.loads(first):
-        if b["market"] in seen:
-            continue
-        seen.add(b["market"])
-        side = {p: {int(round(float(lv["price"]) * MICRO)): lv["size"] for lv in b[p]} for p in ("bids", "asks")}
-        out.append((side["bids"], side["asks"], int(round(float(b["tick_size"]) * MICRO))))
-    return out
-
-
-class Market:
-    """A two-token market; NO's book mirrors YES's (NO bid at 1-p for every YES ask at p)."""
-
-    def __init__(self, m: int, tmpl: tuple[dict[int, str], dict[int, str], int]) -> None:
-        self.yes, self.no = str(10**76 + 2 * m), str(10**76 + 2 * m + 1)
-        self.market = "0x%064x" % m
-        self.bids, self.asks, self.tick = dict(tmpl[0]), dict(tmpl[1]), tmpl[2]
-
-    def books(self) -> list[dict]:
-        """The two ``book`` objects (YES, NO) of the market's current state, in the dump's format."""
-        def obj(token: str, bids: dict[int, str], asks: dict[int, str]) -> dict:
-            return {"market": self.market, "asset_id": token, "timestamp": str(TS0), "hash": "0" * 40,
-                    "bids": [{"price": fmt(p), "size": bids[p]} for p in sorted(bids)],
-                    "asks": [{"price": fmt(p), "size": asks[p]} for p in sorted(asks, reverse=True)],
-                    "tick_size": fmt(self.tick), "event_type": "book", "last_trade_price": "0.500"}
-        mirror = {MICRO - p: q for p, q in self.asks.items()}, {MICRO - p: q for p, q in self.bids.items()}
-        return [obj(self.yes, self.bids, self.asks), obj(self.no, *mirror)]
-
-    def step(self, rng: random.Random) -> tuple[bool, int, str]:
-        """One random level change of YES that never crosses or empties a side: (is_bid, price, size)."""
-        is_bid = rng.random() < 0.5
-        side = self.bids if is_bid else self.asks
-        bb, ba = max(self.bids, default=0), min(self.asks, default=MICRO)
-        if is_bid:
-            price = max(self.tick, min(bb + rng.randint(-3, 1) * self.tick, ba - self.tick))
-        else:
-            price = min(MICRO - self.tick, max(ba + rng.randint(-1, 3) * self.tick, bb + self.tick))
-        delete = price in side and len(side) > 1 and rng.random() < 0.25
-        size = "0" if delete else f"{rng.randint(1, 5000)}.{rng.randint(0, 99):02d}"
-        if delete:
-            del side[price]
-        else:
-            side[price] = size
-        return is_bid, price, size
-
-    def tops(self) -> tuple[tuple[str, str], tuple[str, str]]:
-        """((best_bid, best_ask) of YES, of NO) as the wire reports them ("0"/"1" = empty side)."""
-        bb, ba = max(self.bids, default=None), min(self.asks, default=None)
-        yes = (fmt(bb) if bb else "0", fmt(ba) if ba else "1")
-        no = (fmt(MICRO - ba) if ba else "0", fmt(MICRO - bb) if bb else "1")
-        return yes, no
-
-
-class Tape:
-    """``opening``: token -> opening ``book`` object; ``markets`` (in their final state); ``frames``;
-    ``entries``: price-change entries in the frames."""
-
-    def __init__(self, opening: dict[str, dict], markets: list[Market], frames: list[bytes], entries: int) -> None:
-        self.opening, self.markets, self.frames, self.entries = opening, markets, frames, entries
-
-
-def synth_tape(n_tokens: int, n_frames: int, seed: int, bba: bool) -> Tape:
-    """The benchmark tape (see the module docstring); deterministic for a seed."""
-    rng, tmpls = random.Random(seed), templates()
-    markets = [Market(m, tmpls[m % len(tmpls)]) for m in range(n_tokens // 2)]
-    opening = {b["asset_id"]: b for m in markets for b in m.books()}
-    frames: list[bytes] = []
-    for i in range(n_frames):
-        mk = rng.choice(markets)
-        is_bid, price, size = mk.step(rng)
-        (yb, ya), (nb, na) = mk.tops()
-        ts = str(TS0 + 1 + i)  # unique per frame: the reader of run C finds the frame by it
-        if bba:
-            for tok, b, a in ((mk.yes, yb, ya), (mk.no, nb, na)):
-                frames.append(json.dumps({"market": mk.market, "asset_id": tok, "best_bid": b, "best_ask": a,
-                                          "spread": "0", "timestamp": ts, "event_type": "best_bid_ask"},
-                                         separators=(", ", ":")).encode())
-        entries = [{"asset_id": mk.yes, "price": fmt(price), "size": size, "side": "BUY" if is_bid else "SELL",
-                    "hash": "%040x" % i, "best_bid": yb, "best_ask": ya},
-                   {"asset_id": mk.no, "price": fmt(MICRO - price), "size": size, "side": "SELL" if is_bid else "BUY",
-                    "hash": "%040x" % (i + 1), "best_bid": nb, "best_ask": na}]
-        frames.append(json.dumps({"market": mk.market, "price_changes": entries, "timestamp": ts,
-                                  "event_type": "price_change"}, separators=(", ", ":")).encode())
-    return Tape(opening, markets, frames, 2 * n_frames)
-
-
-# ---------------------------------------------------------------- Redis and the gateway
-class RedisProc:
-    """A private redis-server on a free port (never someone else's Redis)."""
-
-    def __init__(self) -> None:
-        self.port, self.dir = free_port(), tempfile.mkdtemp(prefix="md-bench-")
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if Redis(port=self.port).ping():
-                    return
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    @property
-    def url(self) -> str:
-        """``redis://`` URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        """Stop the server and delete its directory."""
-        self.proc.terminate()
-        self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
+# ---------------------------------------------------------------- the gateway and its baselines
 class SyncClientLink:
     """A market-channel link on websockets' sync client (``connect``/``recv``), same interface and
     events as ``ws.Link``: the baseline of run B."""
@@ -281,11 +140,6 @@ def run_until(svc: GatewayService, done: object, timeout: float) -> None:
             raise RuntimeError("timed out")
 
 
-def pct(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0..100, resolution 0.1)."""
-    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 10 else float("nan")
-
-
 def run_inprocess(redis_url: str, tape: Tape) -> float:
     """Run A: the dumps, then every frame queued at once as the socket threads would; entries/s from
     the first step to the last acknowledged publish. Checks every final top against the tape."""
@@ -344,131 +198,6 @@ def baseline_hset(redis_url: str, n: int, batch: int = 256) -> float:
 
 
 # ---------------------------------------------------------------- loopback WebSocket runs
-def tape_token(frame: bytes) -> str:
-    """The first token a frame names (both tokens of a market share a connection here)."""
-    return frame[frame.index(b'"asset_id":"') + 12:].split(b'"', 1)[0].decode()
-
-
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def ws_frame(payload: bytes) -> bytes:
-    """One unmasked server->client text frame (RFC 6455 5.2)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
-    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
-
-
-def read_exact(sock: socket.socket, n: int) -> bytes:
-    """Exactly ``n`` bytes from ``sock`` (ConnectionError at EOF)."""
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("client went away")
-        buf += chunk
-    return buf
-
-
-def read_client_frame(sock: socket.socket) -> bytes:
-    """One masked client->server frame's payload (the subscribe message, PINGs)."""
-    b0, b1 = read_exact(sock, 2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = int.from_bytes(read_exact(sock, 2), "big")
-    elif n == 127:
-        n = int.from_bytes(read_exact(sock, 8), "big")
-    mask = read_exact(sock, 4) if b1 & 0x80 else b"\0\0\0\0"
-    data = read_exact(sock, n)
-    return bytes(c ^ mask[i % 4] for i, c in enumerate(data))
-
-
-class RawLink:
-    """The tape server's side of one connection: HTTP upgrade by hand, then raw frames (a Python
-    WebSocket server would cost more CPU than the gateway it feeds on a 2-core machine)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        import base64
-        import hashlib
-
-        self.sock, self.lock = sock, threading.Lock()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as any exchange feed: no Nagle delay
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(4096)
-        key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key"))
-        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-        self.assets: list[str] = json.loads(read_client_frame(sock))["assets_ids"]
-
-    def send(self, data: bytes) -> None:
-        """Write raw frame bytes (one writer at a time)."""
-        with self.lock:
-            self.sock.sendall(data)
-
-    def answer_pings(self) -> None:
-        """Answer the gateway's text PINGs until the link closes (runs on its own thread)."""
-        try:
-            while True:
-                if read_client_frame(self.sock) == b"PING":
-                    self.send(ws_frame(b"PONG"))
-        except (ConnectionError, OSError, ValueError):
-            return  # the gateway closed the link: the run is over
-
-
-def serve_tape(port: int, data_path: str, rate: float, n_conns: int, sends_path: str) -> None:
-    """Tape server process: answer each subscribe with one dump frame; once ``n_conns`` links
-    subscribed, send the frames (flat out in 64 KB writes when ``rate`` is 0, else one by one at
-    ``rate`` price-change entries/s) to the link holding their tokens, recording the wall ns each
-    price_change left; then answer PINGs until killed."""
-    import pickle
-
-    opening, frames = pickle.loads(Path(data_path).read_bytes())
-    lsock = socket.create_server(("127.0.0.1", port))
-    links, where = [], {}
-    while len(links) < n_conns:
-        link = RawLink(lsock.accept()[0])
-        link.send(ws_frame(json.dumps([opening[t] for t in link.assets], separators=(",", ":")).encode() + b"\n"))
-        links.append(link)
-        where.update({t: link for t in link.assets})
-        threading.Thread(target=link.answer_pings, daemon=True).start()
-    time.sleep(1.0)  # the gateway applies the dumps
-    sends = send_frames(frames, where, links, rate)
-    Path(sends_path).write_text(json.dumps(sends))
-    threading.Event().wait()
-
-
-def send_frames(frames: list[bytes], where: dict[str, "RawLink"], links: list["RawLink"], rate: float) -> list[int]:
-    """Send every frame to its link (in 100-frame writes when ``rate`` is 0, else one by one at ``rate``
-    entries/s); returns the wall ns each price_change frame was sent."""
-    sends: list[int] = []
-    pending: dict[int, list[bytes]] = {id(x): [] for x in links}
-    entries, t0 = 0, time.perf_counter()
-    for f in frames:
-        link, pc, data = where[tape_token(f)], b'"price_change"' in f, ws_frame(f)
-        if not rate:
-            pending[id(link)].append(data)
-            if len(pending[id(link)]) >= 100:
-                link.send(b"".join(pending[id(link)]))
-                pending[id(link)].clear()
-        else:
-            wait = t0 + entries / rate - time.perf_counter()
-            if pc and wait > 0:
-                time.sleep(wait)
-            link.send(data)
-        if pc:
-            sends.append(time.time_ns())
-            entries += 2
-    for link in links:
-        link.send(b"".join(pending[id(link)]))
-    return sends
-
-
 def read_streams(redis_url: str, tokens: list[str], out_path: str, stop_path: str) -> None:
     """Reader process: blocking XREAD on the tokens' streams; records (exch_ts_ms, wall ns) of every
     price_change entry the moment it is read."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import statistics
 import sys
 import threading
 import time
@@ -39,12 +38,10 @@ from libs.common import keys, runtime  # noqa: E402
 from libs.common.clock import SystemClock  # noqa: E402
 from libs.common.journal import Journal  # noqa: E402
 from libs.common.leases import Leases  # noqa: E402
-from md_gateway import RedisProc  # noqa: E402
+from benchlib import RedisProc, pct  # noqa: E402
 from services.maker_worker.config import WorkerSettings  # noqa: E402
 from services.maker_worker.service import Worker  # noqa: E402
-from services.md_gateway.publish import Publisher  # noqa: E402
-from services.md_gateway.state import Publish  # noqa: E402
-from tests.worker_fakes import FakeVenue  # noqa: E402
+from tests.worker_fakes import FakeVenue, gateway_publish  # noqa: E402
 
 STEP_S = 0.25
 
@@ -62,15 +59,8 @@ class TimedVenue(FakeVenue):
 
 
 def publish(r: Redis, venue: FakeVenue, token: str, bid: str) -> int:
-    """Move ``token``'s book to ``bid``/0.45 (venue and Redis); returns perf ns of Redis's ack."""
-    venue.set_book(token, bid, "0.45")
-    wall = str(int(time.time() * 1000))
-    fields = ["best_bid", bid, "best_ask", "0.45", "bid_size", "100", "ask_size", "100", "exch_ts_ms", wall,
-              "recv_ts_ms", wall, "source", "ws", "status", "ok", "tick_size", "0.01", "min_order_size", "5"]
-    pub = Publisher(r, 1000)
-    pub.add([Publish(token, True, "price_change", fields)], [], [])
-    pub.flush()
-    pub.close()
+    """Move ``token``'s book to ``bid``/0.45 as md_gateway would; returns perf ns of Redis's ack."""
+    gateway_publish(r, venue, token, bid, "0.45", int(time.time() * 1000))
     return time.perf_counter_ns()
 
 
@@ -138,11 +128,6 @@ def run(redis_url: str, tokens: list[str], moves: int, push: bool, seed: int) ->
     if r.hget(keys.COUNTS, "BOOK_REST_FALLBACK"):
         raise RuntimeError("the worker fell back to REST: not a measurement of the Redis path")
     return out
-
-
-def pct(values: list[float], q: int) -> float:
-    """The ``q``-th percentile (1..99)."""
-    return statistics.quantiles(values, n=100)[q - 1]
 
 
 def main() -> int:
