@@ -146,6 +146,7 @@ class OrderAck:
     status: str
     making: Decimal
     taking: Decimal
+    trade_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,39 @@ class OrderState:
     original_size: Decimal
     size_matched: Decimal
     token_id: str = ""
+
+
+@dataclass(frozen=True)
+class TradeFill:
+    """One fill of one of OUR orders as the venue records it: a ``GET /data/trades`` row or a
+    user-channel ``trade`` event, seen from our side. ``trade_id`` is the venue's trade id (the
+    idempotency key of a fill: the same trade seen twice is one fill); ``order_id`` is our order's id
+    (the ``maker_orders[].order_id`` that is ours when we were maker, ``taker_order_id`` otherwise);
+    ``side`` is OUR order's side; ``price`` the price OUR order traded at (USD per share, in [0, 1]);
+    ``size`` shares; ``status`` the settlement state MATCHED|MINED|CONFIRMED|RETRYING|FAILED
+    (execution is asynchronous since CLOB V2: a match settles later); ``ts_ms`` match time (ms)."""
+
+    trade_id: str
+    order_id: str
+    token_id: str
+    side: str
+    price: Decimal
+    size: Decimal
+    status: str
+    ts_ms: int
+
+
+@dataclass(frozen=True)
+class RedeemResult:
+    """Outcome of redeeming a resolved market's positions (paper: the venue pays the payout in pUSD
+    and removes the shares; live: the SDK's ``redeem_positions`` through the relayer or the chain).
+    ``state`` CONFIRMED|FAILED|PENDING; ``tx_id`` the relayer transaction id or chain tx hash;
+    ``payout_usd`` pUSD received (collateral after minus before; None when not measurable)."""
+
+    condition_id: str
+    state: str
+    tx_id: str
+    payout_usd: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -183,6 +217,8 @@ class Venue(Protocol):
     def token_balance(self, token_id: str) -> Decimal: ...
     def collateral(self) -> Decimal: ...
     def refresh_balance(self, token_id: str) -> None: ...
+    def trades(self, token_id: str, after_ms: int = 0) -> list[TradeFill]: ...
+    def redeem(self, condition_id: str) -> RedeemResult: ...
 
 
 def normalize_status(raw: object) -> str:
