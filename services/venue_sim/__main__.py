@@ -34,6 +34,7 @@ from services.venue_sim.controls import Silence, make_blueprint
 from services.venue_sim.engine import Engine
 from services.venue_sim.faults import Faults
 from services.venue_sim.leaders import Leaders
+from services.venue_sim.redeem import resolutions_for
 from services.venue_sim.replay import Replay, make_clock, read_frames
 from services.venue_sim.rest import create_app, make_http_server
 from services.venue_sim.ws_market import MarketHub, handle_market_text
@@ -67,7 +68,9 @@ class VenueSink:
             self.engine.on_tape_update(token_id)
 
     def on_market_end(self, market: MarketMeta, message: dict[str, Any]) -> None:
-        """Cancel the market's orders in the engine, then announce ``market_resolved``."""
+        """Record the winner for redemption (redeem.py), cancel the market's orders in the engine, then
+        announce ``market_resolved``."""
+        resolutions_for(self.engine).record(market.condition_id, str(message.get("winning_asset_id") or ""))
         self.engine.on_market_end(market.condition_id)
         self.market.publish_events([message])
 
@@ -96,11 +99,12 @@ class Venue:
         self.market = MarketHub(self.books, self.engine.resting_levels, self.engine.last_trade, self.clock,
                                 self.journal, self.silence, settings.ws_queue_max)
         self.user = UserHub(self.engine.verify_user, self.clock, self.journal, self.silence, settings.ws_queue_max)
-        self.engine.listen(self.market.on_engine_event)
+        self.engine.listen(self.market.on_engine_event, settlement_updates=False)
         self.engine.listen(self.user.on_engine_event)
         self.replay = Replay(read_frames(frames_path), markets, self.books, VenueSink(self.market, self.engine),
                              self.journal)
-        self.app = create_app(self.engine, self.books, by_token, leaders, self.clock, Faults(), self.audit)
+        self.app = create_app(self.engine, self.books, by_token, leaders, self.clock, Faults(), self.audit,
+                              resolver=self.replay.request_resolution)
         self.app.register_blueprint(make_blueprint(self.market, self.user, self.silence, self.replay_state))
         self.http = make_http_server(settings.venue_host, settings.venue_http_port, self.app)
         self.ws: Server = serve(self._route, settings.venue_host, settings.venue_ws_port,

@@ -20,7 +20,8 @@ from typing import Any, Iterable
 from services.venue_sim.orders import Order, fmt, trade_wire
 
 _SPENDERS = ("0xE111180000d2663C0091e4f400237545B87B996B",  # V2 exchange (py_clob_client_v2 config.py)
-             "0xe2222d279d744050d28e00520010520000310F59")  # V2 neg-risk exchange
+             "0xe2222d279d744050d28e00520010520000310F59",  # V2 neg-risk exchange
+             "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa")  # ExchangeV3 (polymarket environments.py)
 
 UNIT = Decimal("0.000001")
 MAX_ALLOWANCE = str(2**256 - 1)  # the venue never limits allowance
@@ -150,6 +151,8 @@ class Ledger:
         self.accounts: dict[str, Account] = {}
         self.trades: list[tuple[str, dict[str, Any]]] = []
         self.last_trade: dict[str, tuple[Decimal, str]] = {}
+        self._by_id: dict[str, dict[str, Any]] = {}
+        self._tx: dict[str, str] = {}  # trade id -> its settlement tx hash, shown from MINED on
 
     def account(self, address: str) -> Account:
         """The account of ``address`` (any case), created with ``start_usdc`` when new."""
@@ -161,8 +164,9 @@ class Ledger:
     def fill(self, order: Order, price: Decimal, size: Decimal, maker: bool, now_ms: int,
              seed: int) -> tuple[dict[str, Any], Decimal, str]:
         """Move the balances of one fill of ``order`` (``size`` shares at ``price``) and keep its
-        trade (REST copy with status CONFIRMED: settlement is instant in paper mode). Trade, tape
-        order and tx ids derive from ``seed`` and the fill number, so a replay repeats them.
+        trade (REST copy, status MATCHED until ``set_status``), listed under the API key address
+        that posted the order. Trade, tape order and tx ids derive from ``seed`` and the fill
+        number, so a replay repeats them.
 
         Returns:
             (user-channel trade dict, pUSD moved, taker side).
@@ -173,17 +177,33 @@ class Ledger:
         n = len(self.trades) + 1
         ids = {"trade": str(uuid.UUID(hex=hex_id(seed, "trade", n)[:32], version=4)),
                "tape_order": "0x" + hex_id(seed, "tape-order", n), "tx": "0x" + hex_id(seed, "tx", n)}
-        trade = trade_wire(order, price, size, maker, now_ms, ids)
+        trade = {**trade_wire(order, price, size, maker, now_ms, ids), "transaction_hash": ""}  # hash at MINED
+        self._tx[ids["trade"]] = ids["tx"]
         taker_side = ("SELL" if order.side == "BUY" else "BUY") if maker else order.side
-        self.trades.append((order.maker.lower(), {**trade, "status": "CONFIRMED"}))
+        self.trades.append((order.api_address.lower(), dict(trade)))
+        self._by_id[trade["id"]] = self.trades[-1][1]
         self.last_trade[order.token_id] = (price, taker_side)
         return trade, usd, taker_side
 
+    def set_status(self, trade_id: str, status: str, now_ms: int) -> dict[str, Any] | None:
+        """Set trade ``trade_id``'s settlement ``status`` (MINED, CONFIRMED) and ``last_update``
+        (Unix s of market ms ``now_ms``) and show its ``transaction_hash``; returns a copy of the
+        updated trade, None if unknown."""
+        trade = self._by_id.get(trade_id)
+        if trade is None:
+            return None
+        trade.update(status=status, last_update=str(now_ms // 1000), timestamp=str(now_ms),
+                     transaction_hash=self._tx.get(trade_id, ""))
+        return dict(trade)
+
     def trades_of(self, address: str, filters: dict[str, str]) -> list[dict[str, Any]]:
-        """``address``'s trades, newest first, filtered by ``id``, ``market``, ``asset_id`` and
-        ``before``/``after`` (Unix s against ``match_time``; non-integers are ignored by the caller)."""
+        """Trades of API key address ``address``, newest first, filtered by ``id``, ``market``,
+        ``asset_id``, ``maker_address`` (any case) and ``before``/``after`` (Unix s against
+        ``match_time``; non-integers are refused by the caller)."""
         def keep(t: dict[str, Any]) -> bool:
             return (all(not filters.get(k) or t[k] == filters[k] for k in ("id", "market", "asset_id"))
+                    and (not filters.get("maker_address")
+                         or t["maker_address"].lower() == filters["maker_address"].lower())
                     and (not filters.get("before") or int(t["match_time"]) < int(filters["before"]))
                     and (not filters.get("after") or int(t["match_time"]) > int(filters["after"])))
         return [dict(t) for a, t in reversed(self.trades) if a == address.lower() and keep(t)]

@@ -4,7 +4,7 @@ test or an operator can tail the file while the venue runs.
 
 Line shape (every key always present, "" when not applicable):
 ``{"ts_ms": market ms, "wall_ms": wall ms, "kind": "order_accepted" | "order_rejected" | "cancel" |
-"fill" | "market_end" | "heartbeat_expired", "order_id", "token_id", "side", "price", "size",
+"fill" | "market_end" | "heartbeat_expired" | "redeem" | "redeem_rejected", "order_id", "token_id", "side", "price", "size",
 "post_only", "order_type", "reason", "maker"}`` plus optional extra keys (e.g. ``status``, ``trade_id``).
 """
 from __future__ import annotations
@@ -20,7 +20,8 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-KINDS = ("order_accepted", "order_rejected", "cancel", "fill", "market_end", "heartbeat_expired")
+KINDS = ("order_accepted", "order_rejected", "cancel", "fill", "market_end", "heartbeat_expired",
+         "redeem", "redeem_rejected")  # redeem*: services/venue_sim/redeem.py
 _FIELDS = ("order_id", "token_id", "side", "price", "size", "post_only", "order_type", "reason", "maker")
 
 

@@ -127,12 +127,16 @@ def verify_l1(headers: Mapping[str, str], chain_id: int = CHAIN_ID) -> tuple[str
     return to_checksum_address(address), int(nonce_text)
 
 
-def hmac_signature(secret: str, timestamp: str, method: str, path: str, body: str | None) -> str:
-    """The L2 signature exactly as ``py_clob_client_v2.signing.hmac.build_hmac_signature`` makes it."""
+def hmac_signature(secret: str, timestamp: str, method: str, path: str, body: str | None,
+                   quotes: bool = True) -> str:
+    """The L2 signature exactly as ``py_clob_client_v2.signing.hmac.build_hmac_signature`` makes it
+    (``quotes``: body ``'`` replaced by ``"``), or as polymarket-client ``_internal/hmac.py`` does
+    (``quotes=False``: body as sent, secret re-padded)."""
     message = f"{timestamp}{method}{path}"
     if body:
-        message += body.replace("'", '"')
-    digest = hmac.new(base64.urlsafe_b64decode(secret), message.encode("utf-8"), hashlib.sha256).digest()
+        message += body.replace("'", '"') if quotes else body
+    padded = secret + "=" * (-len(secret) % 4)
+    digest = hmac.new(base64.urlsafe_b64decode(padded), message.encode("utf-8"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("utf-8")
 
 
@@ -186,11 +190,13 @@ def verify_l2(headers: Mapping[str, str], method: str, path: str, body: str | No
         raise AuthError(UNAUTHORIZED)
     if not hmac.compare_digest(headers.get("POLY_PASSPHRASE", ""), creds.passphrase):
         raise AuthError(UNAUTHORIZED)
-    try:
-        expected = hmac_signature(creds.secret, headers.get("POLY_TIMESTAMP", ""), method, path, body)
+    given = headers.get("POLY_SIGNATURE", "")
+    try:  # py_clob_client_v2 signs the body with ' -> "; polymarket-client (_internal/hmac.py) signs it as sent
+        expected = {hmac_signature(creds.secret, headers.get("POLY_TIMESTAMP", ""), method, path, body, quotes)
+                    for quotes in (True, False)}
     except (ValueError, TypeError):
         raise AuthError(UNAUTHORIZED) from None
-    if not hmac.compare_digest(headers.get("POLY_SIGNATURE", ""), expected):
+    if not any(hmac.compare_digest(given, e) for e in expected):
         raise AuthError(UNAUTHORIZED)
     return creds
 

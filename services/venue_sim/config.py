@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from libs.common.settings import BaseServiceSettings
+from services.venue_sim.wallets import DEFAULT_OWNERS
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_TAPE = REPO / "data" / "tapes" / "btc5m-2026-02-18-am"
@@ -21,7 +22,45 @@ DEFAULT_LEADERS = [REPO / "data" / "leaders" / "demo-synthetic.jsonl"]
 FRAME_FILES = ("frames.jsonl", "frames.jsonl.gz")
 
 
-class VenueSettings(BaseServiceSettings):
+class PaperExchangeSettings(BaseSettings):
+    """Settings of the venue's exchange rules (also read alone by ``Engine`` when it is given none).
+
+    Attributes:
+        paper_owners: owner key addresses whose proxy / Safe / deposit wallets are computed at start
+            (``PB_PAPER_OWNERS``, comma-separated or JSON list; default: the address of
+            ``libs.common.venue_types.PAPER_TEST_PRIVATE_KEY`` and Hardhat account #1).
+        settle_mined_ms: market ms from a match to its trade's MINED status (``PB_SETTLE_MINED_MS``).
+        settle_confirmed_ms: market ms from MINED to CONFIRMED (``PB_SETTLE_CONFIRMED_MS``).
+        order_rate_capacity, order_rate_per_s: per-signer order bucket (burst, refill per wall s).
+        cancel_rate_capacity, cancel_rate_per_s: per-signer cancel bucket. Defaults are generous
+            (Polymarket's own burst figures) so normal runs never hit them.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PB_", env_file=".env", extra="ignore", frozen=True)
+
+    paper_owners: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_OWNERS))
+    settle_mined_ms: int = Field(1000, ge=0)
+    settle_confirmed_ms: int = Field(2000, ge=0)
+    order_rate_capacity: int = Field(3500, ge=1)
+    order_rate_per_s: int = Field(60, ge=1)
+    cancel_rate_capacity: int = Field(3000, ge=1)
+    cancel_rate_per_s: int = Field(50, ge=1)
+
+    @field_validator("paper_owners", mode="before")
+    @classmethod
+    def _split_owners(cls, value: Any) -> Any:
+        """Accept ``"0xA,0xB"`` and ``'["0xA"]'``; every item must be a 0x + 40 hex address."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+        for item in value:
+            if not (isinstance(item, str) and len(item) == 42 and item.startswith("0x")
+                    and all(c in "0123456789abcdefABCDEF" for c in item[2:])):
+                raise ValueError(f"not an address: {item!r:.60}")
+        return value
+
+
+class VenueSettings(BaseServiceSettings, PaperExchangeSettings):
     """Paper venue settings.
 
     Attributes:
@@ -42,6 +81,7 @@ class VenueSettings(BaseServiceSettings):
         ws_queue_max: outgoing frames buffered per WebSocket connection; on overflow it is closed.
         tick_flip_low, tick_flip_high: a token whose tape best bid or ask goes below ``low`` or above
             ``high`` trades at tick 0.001 (Polymarket's rule, reference/polymarket-api.md 1.1).
+        paper_owners, settle_*_ms, *_rate_*: see PaperExchangeSettings.
     """
 
     venue_host: str = "127.0.0.1"

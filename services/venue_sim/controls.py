@@ -3,18 +3,21 @@ outboxes and writer threads, the half-open ("silence") switch, and the ``/_sim/w
 
 Test controls (JSON, on the venue's HTTP server; docs/contracts.md "Paper venue"):
 - ``POST /_sim/ws/drop`` (optional ``{"abrupt": true}``: cut the TCP connection without a close
-  frame) closes every market and user connection now;
+  frame; optional ``{"channel": "user"|"market"}``: only that channel's connections) closes every
+  market and user connection now;
 - ``POST /_sim/ws/silence {"seconds": s}``: for ``s`` wall seconds the sockets stay open but
   nothing at all is sent (frames are discarded, PINGs go unanswered), as on a half-open connection;
 - ``POST /_sim/ws/inject {"text": "..."}``: send a raw text frame to every market connection;
-- ``GET /_sim/ws/state``: connections, subscriptions, frames sent, replay position.
+- ``GET /_sim/ws/state``: connections, subscriptions, frames sent, replay position, and
+  ``requests``: HTTP requests served by route (``"GET /data/order/<order_id>": n``), so a test can
+  tell how often clients polled orders (also ``GET /_sim/requests``).
 """
 from __future__ import annotations
 
 import itertools
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from typing import Any, Callable
 
 from flask import Blueprint, jsonify, request
@@ -238,16 +241,45 @@ def _bad(field: str, value: Any) -> ResponseReturnValue:
     return jsonify({"error": f"field {field!r} has bad value {str(value)[:80]!r}"}), 400
 
 
+class RequestCounts:
+    """HTTP requests served, by ``"<METHOD> <route rule>"`` (thread-safe; unmatched paths by path)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def count(self) -> None:
+        """Flask ``before_app_request`` hook: count the current request."""
+        rule = request.url_rule.rule if request.url_rule is not None else request.path
+        with self._lock:
+            self._counts[f"{request.method} {rule}"] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """Counts so far, by route."""
+        with self._lock:
+            return dict(sorted(self._counts.items()))
+
+
 def make_blueprint(market: Any, user: Hub, silence: Silence, replay_state: Callable[[], dict[str, Any]]) -> Blueprint:
     """The ``/_sim/ws/*`` controls (module doc) over the ``market`` (MarketHub) and ``user`` hubs."""
     bp = Blueprint("sim_ws", __name__)
+    requests = RequestCounts()
+    bp.before_app_request(requests.count)
 
     @bp.post("/_sim/ws/drop")
     def drop() -> ResponseReturnValue:
-        abrupt = bool((request.get_json(silent=True) or {}).get("abrupt", False))
-        n = market.drop_all(abrupt) + user.drop_all(abrupt)
-        log.info("event WS_DROPPED connections=%d abrupt=%s", n, abrupt)
-        return jsonify({"dropped": n, "abrupt": abrupt})
+        body = request.get_json(silent=True) or {}
+        abrupt = bool(body.get("abrupt", False)) if isinstance(body, dict) else False
+        channel = body.get("channel", "") if isinstance(body, dict) else ""
+        if channel not in ("", "user", "market"):
+            return _bad("channel", channel)
+        n = (market.drop_all(abrupt) if channel != "user" else 0) + (user.drop_all(abrupt) if channel != "market" else 0)
+        log.info("event WS_DROPPED connections=%d abrupt=%s channel=%s", n, abrupt, channel or "all")
+        return jsonify({"dropped": n, "abrupt": abrupt, **({"channel": channel} if channel else {})})
+
+    @bp.get("/_sim/requests")
+    def requests_() -> ResponseReturnValue:
+        return jsonify(requests.snapshot())
 
     @bp.post("/_sim/ws/silence")
     def silence_() -> ResponseReturnValue:
@@ -270,6 +302,7 @@ def make_blueprint(market: Any, user: Hub, silence: Silence, replay_state: Calla
     @bp.get("/_sim/ws/state")
     def state() -> ResponseReturnValue:
         return jsonify({"market": market.state(), "user": user.state(), "replay": replay_state(),
-                        "silent": silence.active(), "silent_until_wall_ms": silence.until_wall_ms})
+                        "silent": silence.active(), "silent_until_wall_ms": silence.until_wall_ms,
+                        "requests": requests.snapshot()})
 
     return bp

@@ -17,6 +17,10 @@ Matching rules (SPEC S4; deterministic given the tape and the seed, no randomnes
   (FOK/FAK) buy up to ``takerAmount`` shares at prices up to ``makerAmount/takerAmount`` (they do
   not spend price improvement on extra shares).
 - Our orders never match each other. Fees are 0 (accounts.py).
+- Orders of the four wallet types are checked by wallets.py/sigs.py; the maker WALLET funds them and
+  holds the result, while the API key's address (``Order.api_address``) owns them for listing,
+  cancels and heartbeats. Fills are MATCHED trades that settle later: MINED, then CONFIRMED
+  (settlement.py), each step a TradeEvent with ``settlement=True`` at the next sweep.
 - GTD orders expire at ``expiration`` (market time). After heartbeats started for an address, no
   heartbeat for 10 s (wall) cancels all its orders (Polymarket ``POST /v1/heartbeats`` rule).
   Both are checked at every engine call (``sweep``), and ``sweep()`` may also be called
@@ -29,18 +33,23 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable
 
 from libs.common.clock import Clock
 from libs.common.tapes import MarketMeta
 from services.venue_sim import accounts as acc
-from services.venue_sim import auth
+from services.venue_sim import auth, sigs
 from services.venue_sim import orders as od
 from services.venue_sim.audit import Audit
 from services.venue_sim.books import BookView  # the tape's books, implemented by venue-ws
+from services.venue_sim.config import PaperExchangeSettings
+from services.venue_sim.engine_queries import EngineQueries
 from services.venue_sim.orders import Order, OrderReject, fmt
+from services.venue_sim.redeem import Resolutions
+from services.venue_sim.settlement import Settlement
+from services.venue_sim.wallets import WalletBook, WalletError
 
 log = logging.getLogger(__name__)
 
@@ -60,36 +69,43 @@ class OrderEvent:
 @dataclass(frozen=True)
 class TradeEvent:
     """A fill of one of our orders: ``trade`` in user-channel shape (``owner`` API key,
-    ``maker_address``), the fill ``price``/``size`` and the taker's side."""
+    ``maker_address``), the fill ``price``/``size`` and the taker's side. ``settlement`` marks a
+    later status change of that trade (MINED, CONFIRMED: settlement.py), not a new fill."""
 
     trade: dict[str, Any]
     token_id: str
     price: Decimal
     size: Decimal
     taker_side: str
+    settlement: bool = False
 
 
 VenueEvent = OrderEvent | TradeEvent
 Events = list[VenueEvent]
 
 
-class Engine:
+class Engine(EngineQueries):
     """Orders, fills and balances of the paper venue (see module doc for the rules).
 
     Args:
         books: the tape's books (BookView). markets: MarketMeta by token id.
         clock: ``now_ms`` market time, ``wall_ms`` wall time. audit: the audit log.
-        start_usdc: pUSD credited when an address first gets an API key. seed: makes ids and keys.
+        start_usdc: pUSD credited to an address (signer or wallet) when first seen. seed: makes ids
+        and keys. exchange: owners, settlement delays, rate limits (default: read from ``PB_*``).
     """
 
     def __init__(self, books: BookView, markets: dict[str, MarketMeta], clock: Clock, audit: Audit,
-                 start_usdc: Decimal, seed: int) -> None:
+                 start_usdc: Decimal, seed: int, exchange: PaperExchangeSettings | None = None) -> None:
         self.books, self.markets, self.clock, self.audit = books, markets, clock, audit
+        self.exchange = exchange or PaperExchangeSettings()
+        self.wallets = WalletBook(self.exchange.paper_owners)
+        self.settlement = Settlement(self.exchange.settle_mined_ms, self.exchange.settle_confirmed_ms)
+        self.resolutions = Resolutions()  # condition id -> winner, once the market resolved (redeem.py)
         self.start_usdc, self.seed = Decimal(start_usdc), seed
         self.keys = auth.KeyStore(seed)
         self.conditions = {m.condition_id: m for m in markets.values()}
         self._lock = threading.RLock()
-        self._listeners: list[Callable[[VenueEvent], None]] = []
+        self._listeners: list[tuple[Callable[[VenueEvent], None], bool]] = []
         self.ledger = acc.Ledger(self.start_usdc)
         self.orders: dict[str, Order] = {}
         self._open: dict[str, dict[str, Order]] = {}  # token -> id -> LIVE order
@@ -100,14 +116,19 @@ class Engine:
         self.rejected = 0
 
     # ---- listeners and the locked-run helper ----
-    def listen(self, callback: Callable[[VenueEvent], None]) -> None:
-        """Call ``callback(event)`` for every OrderEvent/TradeEvent, after the state changed."""
+    def listen(self, callback: Callable[[VenueEvent], None], settlement_updates: bool = True) -> None:
+        """Call ``callback(event)`` for every OrderEvent/TradeEvent, after the state changed.
+        ``settlement_updates``: also pass settlement TradeEvents (MINED/CONFIRMED); the market channel
+        listens without them (it reports fills, not their settlement)."""
         with self._lock:
-            self._listeners.append(callback)
+            self._listeners.append((callback, settlement_updates))
 
     def _emit(self, events: Events) -> None:
         for event in events:
-            for callback in list(self._listeners):
+            settling = isinstance(event, TradeEvent) and event.settlement
+            for callback, wants in list(self._listeners):
+                if settling and not wants:
+                    continue
                 try:
                     callback(event)
                 except Exception:  # noqa: BLE001 - a listener must never break matching
@@ -146,9 +167,11 @@ class Engine:
         """Credentials of a user-channel ``auth`` object, or None when they do not match."""
         return self.keys.check_user(api_key, secret, passphrase)
 
-    def _open_of(self, address: str) -> list[Order]:
+    def _open_of(self, address: str, by_maker: bool = False) -> list[Order]:
+        """LIVE orders posted by API keys of ``address`` (or, ``by_maker``, made by wallet ``address``)."""
         key = address.lower()
-        return [o for book in self._open.values() for o in book.values() if o.maker.lower() == key]
+        return [o for book in self._open.values() for o in book.values()
+                if (o.maker if by_maker else o.api_address).lower() == key]
 
     # ---- placement ----
     def place(self, creds: auth.ApiCreds, body: Any) -> dict[str, Any]:
@@ -156,7 +179,8 @@ class Engine:
 
         Returns:
             ``{"success": true, "errorMsg": "", "orderID", "status": "live"|"matched",
-            "makingAmount", "takingAmount", "transactionsHashes", "tradeIDs"}``.
+            "makingAmount", "takingAmount", "tradeIDs"}`` (no ``transactionsHashes``: trades
+            settle asynchronously, settlement.py).
         Raises:
             OrderReject: with Polymarket's status and text (audited as ``order_rejected``).
         """
@@ -164,8 +188,8 @@ class Engine:
         try:
             parsed = od.parse_post_body(body)
             meta = self._market(parsed.token_id)
-            order_id = self._verify(creds, parsed, meta)
-            return self._run(lambda events: self._place_locked(creds, parsed, meta, order_id, events))
+            order_id, maker = self._verify(creds, parsed, meta)
+            return self._run(lambda events: self._place_locked(creds, parsed, meta, (order_id, maker), events))
         except OrderReject as rej:
             self._reject(rej, parsed, creds)
             raise
@@ -186,23 +210,21 @@ class Engine:
             raise OrderReject(400, od.ERR_TOKEN, "UNKNOWN_TOKEN")
         return meta
 
-    def _verify(self, creds: auth.ApiCreds, p: od.ParsedOrder, meta: MarketMeta) -> str:
-        """Owner, maker and V2 signature checks (auth.py); returns the order id."""
-        if p.owner != creds.api_key or p.maker.lower() != creds.address.lower():
+    def _verify(self, creds: auth.ApiCreds, p: od.ParsedOrder, meta: MarketMeta) -> tuple[str, str]:
+        """Owner check, then the wallet and signature rule of the four wallet types (wallets.py);
+        returns (order id, maker wallet)."""
+        if p.owner != creds.api_key or not self.wallets.acts_for(creds.address, p.raw):
             raise OrderReject(400, od.ERR_OWNER, "OWNER_MISMATCH")
-        if p.signature_type != 0:
-            raise OrderReject(400, od.ERR_SIG_TYPE, "INVALID_SIGNATURE_TYPE")
         try:
-            signer = auth.order_signer(p.raw, meta.neg_risk)
-        except ValueError:
+            maker = self.wallets.verify_order(p.raw, meta.neg_risk, creds.address)
+            return "0x" + sigs.order_digest(p.raw, meta.neg_risk).hex(), maker
+        except (WalletError, KeyError, TypeError, ValueError) as exc:
+            log.info("event ORDER_SIGNATURE_REFUSED maker=%s why=%s", p.maker, exc)
             raise OrderReject(400, od.ERR_SIGNATURE, "INVALID_SIGNATURE") from None
-        if signer.lower() != p.signer.lower() or p.signer.lower() != p.maker.lower():
-            raise OrderReject(400, od.ERR_SIGNATURE, "INVALID_SIGNATURE")
-        return auth.order_id(p.raw, meta.neg_risk)
 
-    def _place_locked(self, creds: auth.ApiCreds, p: od.ParsedOrder, meta: MarketMeta, order_id: str,
+    def _place_locked(self, creds: auth.ApiCreds, p: od.ParsedOrder, meta: MarketMeta, ids: tuple[str, str],
                       events: Events) -> dict[str, Any]:
-        now = self.clock.now_ms()
+        now, (order_id, maker) = self.clock.now_ms(), ids
         if order_id in self.orders:
             raise OrderReject(400, od.err_duplicated(order_id), "INVALID_ORDER_DUPLICATED")
         if meta.condition_id in self._ended or now >= meta.end_ms:
@@ -213,7 +235,7 @@ class Engine:
         if p.post_only and crossing:
             raise OrderReject(400, od.ERR_POST_ONLY_CROSS, "INVALID_POST_ONLY_ORDER")
         need = acc.usd_cost(p.price, p.size) if p.side == "BUY" else p.size
-        if not acc.can_fund(self.ledger.account(creds.address), p.side, p.token_id, need, self._open_of(creds.address)):
+        if not acc.can_fund(self.ledger.account(maker), p.side, p.token_id, need, self._open_of(maker, by_maker=True)):
             raise OrderReject(400, od.ERR_BALANCE, "INVALID_ORDER_NOT_ENOUGH_BALANCE")
         fills = self._taker_fills(p) if crossing else []
         filled = sum((s for _, s in fills), Decimal(0))
@@ -221,22 +243,22 @@ class Engine:
             raise OrderReject(400, od.ERR_FOK, "FOK_ORDER_NOT_FILLED_ERROR")
         if p.order_type == "FAK" and filled == 0:
             raise OrderReject(400, od.ERR_FAK, "FAK_ORDER_NOT_FILLED")
-        return self._accept(creds, p, meta, order_id, fills, events)
+        return self._accept(creds, p, meta, ids, fills, events)
 
     def _taker_fills(self, p: od.ParsedOrder) -> list[Level]:
         bids, asks = self.books.tape_levels(p.token_id)
         consumed = self._consumed.setdefault((p.token_id, p.side), {})
         return od.walk_levels(p.side, p.price, p.size, asks if p.side == "BUY" else bids, consumed)
 
-    def _accept(self, creds: auth.ApiCreds, p: od.ParsedOrder, meta: MarketMeta, order_id: str,
+    def _accept(self, creds: auth.ApiCreds, p: od.ParsedOrder, meta: MarketMeta, ids: tuple[str, str],
                 fills: list[Level], events: Events) -> dict[str, Any]:
         self._seq += 1
-        order = Order(id=order_id, owner=creds.api_key, maker=creds.address, token_id=p.token_id,
+        order = Order(id=ids[0], owner=creds.api_key, maker=ids[1], api_address=creds.address, token_id=p.token_id,
                       market=meta.condition_id, outcome=meta.outcomes[meta.token_ids.index(p.token_id)],
                       side=p.side, price=p.price, original_size=p.size, order_type=p.order_type,
                       post_only=p.post_only, expiration=p.expiration, created_ms=self.clock.now_ms(),
                       seq=self._seq)
-        self.orders[order_id] = order
+        self.orders[order.id] = order
         self._audit("order_accepted", order_id=order.id, token_id=order.token_id, side=order.side,
                     price=order.price, size=order.original_size, post_only=order.post_only,
                     order_type=order.order_type, maker=order.maker, taker_fills=len(fills))
@@ -257,8 +279,7 @@ class Engine:
         trade_ids = [e.trade["id"] for e in trade_events]
         return {"success": True, "errorMsg": "", "orderID": order.id,
                 "status": "matched" if fills else "live", "makingAmount": fmt(making),
-                "takingAmount": fmt(taking), "transactionsHashes": [e.trade["transaction_hash"] for e in trade_events],
-                "tradeIDs": trade_ids}
+                "takingAmount": fmt(taking), "tradeIDs": trade_ids}
 
     # ---- fills ----
     def _fill(self, order: Order, price: Decimal, size: Decimal, maker: bool) -> tuple[TradeEvent, Decimal]:
@@ -268,6 +289,7 @@ class Engine:
             ValueError: the account cannot cover the fill (a reservation bug; the caller cancels).
         """
         trade, usd, taker_side = self.ledger.fill(order, price, size, maker, self.clock.now_ms(), self.seed)
+        self.settlement.matched(trade["id"], self.clock.now_ms())
         order.size_matched += size
         order.associate_trades.append(trade["id"])
         if order.remaining <= 0:
@@ -287,6 +309,10 @@ class Engine:
     def _match_resting(self, token_id: str, events: Events) -> None:
         self._consumed.pop((token_id, "BUY"), None)
         self._consumed.pop((token_id, "SELL"), None)
+        if not self.books.known(token_id):  # the tape dropped the token: its orders cannot rest
+            for order in sorted(self._open.get(token_id, {}).values(), key=lambda o: o.seq):
+                self._cancel(order, "MARKET_NOT_FOUND", events, "CANCELED_MARKET_NOT_FOUND")
+            return
         best_bid, best_ask = self.books.tape_top(token_id)
         resting = sorted(self._open.get(token_id, {}).values(),
                          key=lambda o: (-o.price if o.side == "BUY" else o.price, o.seq))
@@ -297,14 +323,17 @@ class Engine:
                 trade_event, _ = self._fill(order, order.price, order.remaining, maker=True)
             except ValueError as exc:
                 log.error("event FILL_BALANCE_ERROR order_id=%s err=%s", order.id, exc)
-                self._cancel(order, "FILL_BALANCE_ERROR", events)
+                self._cancel(order, "FILL_BALANCE_ERROR", events, "CANCELED_NOT_ENOUGH_BALANCE")
                 continue
             events.append(OrderEvent("UPDATE", od.user_order_event(order, "UPDATE", self.clock.now_ms())))
             events.append(trade_event)
 
     # ---- cancels, market end, heartbeats, expiry ----
-    def _cancel(self, order: Order, reason: str, events: Events) -> None:
-        order.status, order.cancel_reason = "CANCELED", reason
+    def _cancel(self, order: Order, reason: str, events: Events, status: str = "CANCELED") -> None:
+        """Cancel ``order`` with audit ``reason``; ``status`` is Polymarket's order status for the
+        cause (``polymarket/models/clob/user_events.py`` KnownUserOrderStatus: CANCELED,
+        CANCELED_MARKET_RESOLVED, CANCELED_EXPIRED_ORDER, CANCELED_NOT_ENOUGH_BALANCE, ...)."""
+        order.status, order.cancel_reason = status, reason
         self._open.get(order.token_id, {}).pop(order.id, None)
         self._audit("cancel", order_id=order.id, token_id=order.token_id, side=order.side, price=order.price,
                     size=order.remaining, post_only=order.post_only, order_type=order.order_type,
@@ -319,7 +348,7 @@ class Engine:
             not_canceled: dict[str, str] = {}
             for oid in order_ids:
                 order = self.orders.get(oid)
-                if order is None or order.maker.lower() != address.lower():
+                if order is None or order.api_address.lower() != address.lower():
                     not_canceled[oid] = "Order not found or already canceled"
                 elif order.status != "LIVE":
                     not_canceled[oid] = "already canceled or matched"
@@ -345,7 +374,7 @@ class Engine:
             for book in list(self._open.values()):
                 for order in sorted(book.values(), key=lambda o: o.seq):
                     if order.market == condition_id:
-                        self._cancel(order, "MARKET_ENDED", events)
+                        self._cancel(order, "MARKET_ENDED", events, "CANCELED_MARKET_RESOLVED")
         self._run(run)
 
     def heartbeat(self, address: str, heartbeat_id: str) -> dict[str, Any]:
@@ -356,11 +385,21 @@ class Engine:
         return self._run(beat)
 
     def sweep(self) -> None:
-        """Apply GTD expiry and heartbeat expiry now (also done at every engine call)."""
+        """Apply GTD expiry, heartbeat expiry and due settlement steps now (also done at every
+        engine call; call it periodically so the user channel sees MINED/CONFIRMED in time)."""
         self._run(lambda events: None)
+
+    def _settle_locked(self, now: int, events: Events) -> None:
+        """Move due trades to MINED/CONFIRMED (settlement.py) and emit settlement TradeEvents."""
+        for step in self.settlement.due(now):
+            trade = self.ledger.set_status(step.trade_id, step.status, step.due_ms)
+            if trade is not None:
+                events.append(TradeEvent(trade, trade["asset_id"], Decimal(trade["price"]), Decimal(trade["size"]),
+                                         trade["side"], settlement=True))
 
     def _sweep_locked(self, events: Events) -> None:
         wall, now = self.clock.wall_ms(), self.clock.now_ms()
+        self._settle_locked(now, events)
         for address, last in list(self._heartbeats.items()):
             if wall - last > HEARTBEAT_TIMEOUT_MS:
                 del self._heartbeats[address]
@@ -371,58 +410,4 @@ class Engine:
         for book in list(self._open.values()):
             for order in list(book.values()):
                 if order.order_type == "GTD" and 0 < order.expiration and order.expiration * 1000 <= now:
-                    self._cancel(order, "EXPIRED", events)
-
-    # ---- queries (REST, WS overlay, /_sim) ----
-    def resting_levels(self, token_id: str) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
-        """Our open size by price: (BUY sizes, SELL sizes) of ``token_id``, for the book overlay."""
-        buys: dict[Decimal, Decimal] = {}
-        sells: dict[Decimal, Decimal] = {}
-        with self._lock:
-            for o in self._open.get(token_id, {}).values():
-                side = buys if o.side == "BUY" else sells
-                side[o.price] = side.get(o.price, Decimal(0)) + o.remaining
-        return buys, sells
-
-    def _read(self, fn: Callable[[], Any]) -> Any:
-        return self._run(lambda events: fn())
-
-    def last_trade(self, token_id: str) -> tuple[Decimal, str] | None:
-        """(price, taker side) of the last fill of our orders in ``token_id``, or None."""
-        return self._read(lambda: self.ledger.last_trade.get(token_id))
-
-    def balance(self, address: str, token_id: str = "") -> dict[str, Any]:
-        """``GET /balance-allowance`` answer for ``address`` (accounts.Ledger.balance)."""
-        return self._read(lambda: self.ledger.balance(address, token_id))
-
-    def trades_of(self, address: str, filters: dict[str, str]) -> list[dict[str, Any]]:
-        """``address``'s trades, newest first (accounts.Ledger.trades_of)."""
-        return self._read(lambda: self.ledger.trades_of(address, filters))
-
-    def holdings(self, address: str) -> list[tuple[str, acc.Holding]]:
-        """Copies of ``address``'s holdings (accounts.Ledger.holdings)."""
-        return self._read(lambda: self.ledger.holdings(address))
-
-    def orders_of(self, address: str | None = None, live_only: bool = False) -> list[Order]:
-        """Copies of the orders of ``address`` (all addresses when None), oldest first."""
-        def pick() -> list[Order]:
-            key = address.lower() if address else None
-            return [replace(o, associate_trades=list(o.associate_trades))
-                    for o in sorted(self.orders.values(), key=lambda o: o.seq)
-                    if (key is None or o.maker.lower() == key) and (not live_only or o.status == "LIVE")]
-        return self._read(pick)
-
-    def accounts_view(self) -> list[dict[str, Any]]:
-        """Balances and reservations of every account (for ``GET /_sim/state``)."""
-        return self._read(lambda: [acc.account_view(a, self._open_of(a.address))
-                                   for a in self.ledger.accounts.values()])
-
-    def counts(self) -> dict[str, Any]:
-        """Order counts by status, rejections, fills, ended markets and heartbeats (``/_sim/state``)."""
-        def count() -> dict[str, Any]:
-            statuses = [o.status for o in self.orders.values()]
-            return {"orders": len(statuses), "live": statuses.count("LIVE"), "matched": statuses.count("MATCHED"),
-                    "canceled": statuses.count("CANCELED"), "rejected": self.rejected,
-                    "trades": len(self.ledger.trades), "ended_markets": sorted(self._ended),
-                    "heartbeats": dict(self._heartbeats)}
-        return self._read(count)
+                    self._cancel(order, "EXPIRED", events, "CANCELED_EXPIRED_ORDER")

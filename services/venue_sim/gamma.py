@@ -23,6 +23,7 @@ from flask import Blueprint, Response, request
 
 from libs.common.tapes import MarketMeta
 from services.venue_sim.orders import OrderReject, fmt, overlay_book
+from services.venue_sim.redeem import payout_per_share, resolutions_for
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,30 @@ def token_price(engine: Any, books: Any, token_id: str) -> Decimal:
     return Decimal(last_trade_price(engine, books, token_id)[0])
 
 
+def winner_of(engine: Any, condition_id: str) -> str | None:
+    """The resolved winner of ``condition_id`` (redeem.py registry): token id, "" = no winner, None =
+    unresolved (also for an engine the registry cannot key, e.g. a test double without weakrefs)."""
+    try:
+        return resolutions_for(engine).winner(condition_id)
+    except TypeError:
+        return None
+
+
 def gamma_market(meta: MarketMeta, engine: Any, books: Any, now_ms: int) -> dict[str, Any]:
-    """One Gamma ``Market`` object (real field names and types) at market time ``now_ms``."""
+    """One Gamma ``Market`` object (real field names and types) at market time ``now_ms``.
+
+    ``version`` is "v1" (CTF market: polymarket-client ``normalize_market_position_context``,
+    polymarket/_internal/actions/relayer/positions.py, then redeems through the collateral adapter
+    chosen by ``negRisk``). A market is ``closed`` once ended or resolved; when resolved,
+    ``umaResolutionStatus`` is "resolved" and ``outcomePrices`` are the payouts (redeem.py)."""
     first = meta.token_ids[0]
     bid, ask = overlay_top(engine, books, first)
-    closed = now_ms >= meta.end_ms
-    prices = [fmt(token_price(engine, books, t)) for t in meta.token_ids]
+    winner = winner_of(engine, meta.condition_id)
+    closed = now_ms >= meta.end_ms or winner is not None
+    prices = ([fmt(payout_per_share(meta, winner, t)) for t in meta.token_ids] if winner is not None
+              else [fmt(token_price(engine, books, t)) for t in meta.token_ids])
     return {"id": str(int(meta.condition_id[2:18], 16)) if meta.condition_id.startswith("0x") else meta.condition_id,
+            "version": "v1", "umaResolutionStatus": "resolved" if winner is not None else "",
             "question": meta.question, "conditionId": meta.condition_id, "slug": meta.slug,
             "questionID": meta.condition_id, "description": "", "icon": "", "image": "",
             "startDate": iso(meta.start_ms), "eventStartTime": iso(meta.start_ms), "endDate": iso(meta.end_ms),
@@ -207,4 +225,35 @@ def blueprint(engine: Any, books: Any, markets: dict[str, MarketMeta], clock: An
             return _json({"error": f"invalid limit/offset {shown}"}, 422)
         return _json(rows[max(offset, 0): max(offset, 0) + max(limit, 0)])
 
+    @bp.get("/markets/keyset")
+    def gamma_markets_keyset() -> Response:
+        """polymarket-client ``list_markets`` (polymarket/_internal/actions/gamma.py ``list_markets_spec``):
+        ``{"markets": [...], "next_cursor"}`` (absent on the last page); filters ``condition_ids``,
+        ``clob_token_ids``, ``slug``, ``id``, ``closed``, ``version``; ``limit`` and ``after_cursor``."""
+        try:
+            limit, offset = int(request.args.get("limit", 20)), int(request.args.get("after_cursor") or 0)
+        except ValueError:
+            shown = f"{request.args.get('limit')!r:.40}/{request.args.get('after_cursor')!r:.40}"
+            return _json({"error": f"invalid limit/after_cursor {shown}"}, 422)
+        rows = _keyset_rows(conditions, engine, books, clock.now_ms())
+        chunk = rows[max(offset, 0): max(offset, 0) + max(limit, 1)]
+        more = max(offset, 0) + max(limit, 1) < len(rows)
+        return _json({"markets": chunk, **({"next_cursor": str(offset + max(limit, 1))} if more else {})})
+
     return bp
+
+
+def _keyset_rows(conditions: dict[str, MarketMeta], engine: Any, books: Any, now: int) -> list[dict[str, Any]]:
+    """Gamma rows matching the request's keyset filters (repeated or comma-separated values)."""
+    tokens, cids, slugs, ids = _multi("clob_token_ids"), _multi("condition_ids"), _multi("slug"), _multi("id")
+    versions, closed = _multi("version"), request.args.get("closed")
+    if versions and "v1" not in versions:
+        return []
+    rows = [gamma_market(m, engine, books, now) for m in conditions.values()
+            if (not tokens or tokens & set(m.token_ids)) and (not cids or m.condition_id.lower() in
+                                                               {c.lower() for c in cids})
+            and (not slugs or m.slug in slugs)]
+    rows = [r for r in rows if not ids or r["id"] in ids]
+    if closed in ("true", "false"):
+        rows = [r for r in rows if r["closed"] == (closed == "true")]
+    return rows

@@ -28,19 +28,22 @@ V1_ONLY_FIELDS = ("nonce", "feeRateBps", "taker")
 
 # -- error strings (status 400 unless noted) --
 ERR_VERSION = "invalid order version, please use the latest clob-client"  # reference/polymarket-api.md
-ERR_SIGNATURE = "invalid signature"  # create-order docs / reference error list
+# The SDK (polymarket-client 0.14.0) carries no text for a bad signature; this is the create-order
+# docs' / reference error list's text: UNCONFIRMED against the SDK. Used for every wallet type.
+ERR_SIGNATURE = "invalid signature"
 ERR_OWNER = "the order owner has to be the owner of the API KEY"  # reference error list
 ERR_BALANCE = "not enough balance / allowance"  # INVALID_ORDER_NOT_ENOUGH_BALANCE
 ERR_EXPIRATION = "invalid expiration"  # INVALID_ORDER_EXPIRATION
 ERR_POST_ONLY_TYPE = "invalid post-only order: only GTC and GTD order types are allowed"
 ERR_POST_ONLY_CROSS = "invalid post-only order: order crosses book"  # INVALID_POST_ONLY_ORDER
-ERR_FOK = "order couldn't be fully filled, FOK orders are fully filled/killed"  # FOK_ORDER_NOT_FILLED_ERROR
+# polymarket/models/clob/order_response.py _FOK_NOT_FILLED_MSG (the SDK wins over the older docs'
+# "order couldn't be fully filled, FOK orders are fully filled/killed")
+ERR_FOK = "order couldn't be fully filled. FOK orders are fully filled or killed."
 ERR_FAK = ("no orders found to match with FAK order. FAK orders are partially filled or killed if no "
-           "match is found.")  # UNCONFIRMED wording (seen in community reports, not in the docs table)
+           "match is found.")  # polymarket/models/clob/order_response.py _FAK_NOT_FILLED_MSG
 ERR_PAYLOAD = "Invalid order payload"  # docs.polymarket.com/resources/error-codes (POST order)
 ERR_TOKEN = "Invalid token id"  # error-codes page (GET book); reused for orders: UNCONFIRMED for POST /order
 ERR_MARKET_CLOSED = "market is closed: no new orders are accepted"  # UNCONFIRMED: venue wording
-ERR_SIG_TYPE = "invalid signature type: the paper venue accepts EOA orders (signatureType 0) only"  # venue rule
 
 
 def err_tick(order_id: str, price: Decimal, tick: Decimal) -> str:
@@ -221,8 +224,10 @@ def check_rules(p: ParsedOrder, order_id: str, tick: Decimal, min_size: Decimal,
 class Order:
     """One order held by the venue (any state). Sizes in shares, price in [0, 1], times market ms.
 
-    ``status`` is LIVE | MATCHED | CANCELED (user-channel spelling, one L); ``owner`` is the API key
-    that posted it, ``maker`` its maker address; ``seq`` is the venue's arrival number (time priority).
+    ``status`` is LIVE | MATCHED | CANCELED or a CANCELED_* cause (user-channel spelling, one L,
+    ``polymarket/models/clob/user_events.py``); ``owner`` is the API key that posted it,
+    ``api_address`` that key's address (the signer or session key), ``maker`` the wallet that
+    funds it; ``seq`` is the venue's arrival number (time priority).
     """
 
     id: str
@@ -239,6 +244,7 @@ class Order:
     expiration: int
     created_ms: int
     seq: int
+    api_address: str = ""
     size_matched: Decimal = Decimal(0)
     status: str = "LIVE"
     cancel_reason: str = ""
@@ -248,6 +254,9 @@ class Order:
     def remaining(self) -> Decimal:
         """Shares still open."""
         return self.original_size - self.size_matched
+
+    def __post_init__(self) -> None:
+        self.api_address = self.api_address or self.maker
 
 
 def open_order_wire(o: Order) -> dict[str, Any]:

@@ -273,6 +273,8 @@ class Replay:
                  books: TapeBooks, sink: ReplaySink, journal: Recorder) -> None:
         self._frames, self.books, self.sink, self.journal = iter(frames), books, sink, journal
         self._ends = sorted(markets, key=lambda m: (m.end_ms, m.condition_id))
+        self._early: list[tuple[str, str]] = []  # (condition id, winner) asked for by request_resolution
+        self._early_lock = threading.Lock()
         self._next: tuple[int, TapeFrame] | None = None
         self.position = Position()
         self._pull()
@@ -297,7 +299,7 @@ class Replay:
     def advance_to(self, t_ms: int) -> int:
         """Apply every frame and market end due at or before market ms ``t_ms``, in time order (frames
         first on a tie); returns how many were applied. Deterministic: no clock is read."""
-        n = 0
+        n = self._resolve_early(t_ms)
         while True:
             self._check_done()
             frame_ms = self.first_ms()
@@ -331,12 +333,37 @@ class Replay:
                                 bad_lines=self.position.bad_lines, last_recv_ms=self.position.last_recv_ms)
             self._safely("on_done", self.sink.on_done)
 
-    def _end_market(self, market: MarketMeta) -> None:
-        tops = {t: self.books.tape_top(t) for t in market.token_ids}
-        winner = winning_token(market, tops)
+    def request_resolution(self, condition_id: str, winner: str) -> None:
+        """Resolve the market of ``condition_id`` for ``winner`` (a token id of it, "" = no winner) at the
+        next ``advance_to``, before its end time, exactly as a market end does (journal, engine,
+        ``market_resolved`` on the market channel); its end time then changes nothing. Thread-safe:
+        the ``/_sim/resolve`` control calls it while the replay thread advances."""
+        with self._early_lock:
+            self._early.append((condition_id, winner))
+
+    def _resolve_early(self, t_ms: int) -> int:
+        with self._early_lock:
+            early, self._early = self._early, []
+        n = 0
+        for condition_id, winner in early:
+            market = next((m for m in self._ends if m.condition_id == condition_id), None)
+            if market is None:
+                self.journal.record("RESOLVE_IGNORED", level="warn", market=condition_id, why="already resolved")
+                continue
+            self._ends.remove(market)
+            self._end_market(market, winner, t_ms)
+            n += 1
+        return n
+
+    def _end_market(self, market: MarketMeta, winner: str | None = None, at_ms: int | None = None) -> None:
+        """Resolve ``market``: at its end by the tape's rule, or early (``winner`` and ``at_ms`` given)."""
+        if winner is None:
+            winner = winning_token(market, {t: self.books.tape_top(t) for t in market.token_ids})
+        at = market.end_ms if at_ms is None else at_ms
         self.position.markets_ended += 1
-        self.journal.record("MARKET_RESOLVED", token_id=winner, market=market.condition_id, end_ms=market.end_ms)
-        self._safely("on_market_end", self.sink.on_market_end, market, resolved_message(market, winner, market.end_ms))
+        self.journal.record("MARKET_RESOLVED", token_id=winner, market=market.condition_id, end_ms=market.end_ms,
+                            resolved_ms=at, early=at_ms is not None)
+        self._safely("on_market_end", self.sink.on_market_end, market, resolved_message(market, winner, at))
 
     def bad_line(self, lineno: int, reason: str) -> None:
         """Count and journal a skipped tape line (``BAD_TAPE_LINE``, error)."""

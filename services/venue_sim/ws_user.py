@@ -5,8 +5,21 @@ Protocol (reference/polymarket-api.md 1.2): the first message ``{"auth": {"apiKe
 the venue issued (``engine.verify_user``); ``markets`` (optional, condition ids) limits the events,
 empty = all markets; ``{"operation": "subscribe"|"unsubscribe", "markets": [...]}`` changes that set.
 Text ``PING`` gets ``PONG``. A connection receives the ``order`` events (PLACEMENT, UPDATE,
-CANCELLATION) and ``trade`` events of that key's orders, as the engine emits them. A failed auth
-is journaled (``WS_AUTH_FAILED``) and the connection closed with code 1008.
+CANCELLATION) and ``trade`` events of that key's orders, as the engine emits them, and again a
+``trade`` event each time a trade's settlement status changes (MATCHED -> MINED -> CONFIRMED, or
+FAILED: the engine's settlement TradeEvents, same trade ``id``). A failed auth is journaled
+(``WS_AUTH_FAILED``) and the connection closed with code 1008. The SDK's all-markets subscribe
+has no ``markets`` key at all (``build_initial_frame``); that means every market, like ``[]``.
+
+Wire shapes (``polymarket/models/clob/user_events.py``, fixtures-nautilus ``ws_user_*.json``): an
+order event has ``event_type "order"``, ``id, owner, order_owner, market, asset_id, side,
+original_size, size_matched, price, associate_trades, outcome, type, created_at, expiration,
+order_type, status, maker_address, timestamp``; a trade event ``event_type "trade"``, ``type
+"TRADE"``, ``id, taker_order_id, market, asset_id, side, size, price, fee_rate_bps, status,
+match_time, last_update, outcome, owner, trade_owner, maker_address, transaction_hash,
+bucket_index, trader_side, timestamp`` and ``maker_orders`` legs ``{order_id, owner,
+maker_address, matched_amount, price, fee_rate_bps, asset_id, outcome, side}``
+(``services/venue_sim/orders.py`` builds both; tests parse them with the SDK).
 """
 from __future__ import annotations
 
@@ -46,10 +59,12 @@ class UserHub(Hub):
         super().__init__(clock, journal, silence, queue_max)
         self.verify = verify
         self.events_in = 0
+        self.settlements_in = 0  # trade status changes (MINED/CONFIRMED/FAILED) among events_in
 
     def on_engine_event(self, event: OrderEvent | TradeEvent) -> None:
         """Engine listener: send the event to the connections of its owner (and of its market)."""
         self.events_in += 1
+        self.settlements_in += int(bool(getattr(event, "settlement", False)))
         payload = event.order if isinstance(event, OrderEvent) else event.trade
         keys, market = owners(event), payload.get("market", "")
         text: str | None = None
@@ -96,4 +111,4 @@ class UserHub(Hub):
 
     def state(self) -> dict[str, Any]:
         """Counters and connections of the user channel."""
-        return {**super().state(), "events_in": self.events_in}
+        return {**super().state(), "events_in": self.events_in, "settlements_in": self.settlements_in}

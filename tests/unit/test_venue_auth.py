@@ -14,7 +14,7 @@ from py_clob_client_v2.signer import Signer
 
 from services.venue_sim import auth
 from services.venue_sim.orders import ERR_VERSION, OrderReject, parse_post_body
-from tests.unit.test_venue_engine_fakes import KEY, OTHER_KEY, YES, make_engine, signed_body
+from tests.unit.test_venue_engine_fakes import KEY, OTHER_KEY, make_engine, signed_body
 
 SIGNER = Signer(KEY, 137)
 
@@ -140,12 +140,13 @@ def test_malformed_order_names_field_and_value(field: str, value: object) -> Non
     assert exc.value.message.startswith("Invalid order payload")
 
 
-def test_non_eoa_signature_type_is_refused() -> None:
+def test_a_signature_type_the_signature_was_not_made_for_is_refused() -> None:
     engine, books, clock, events = make_engine()
     creds = engine.register_key(SIGNER.address(), 0)
-    body = signed_body(creds, 0.45, 10)
-    body["order"]["signatureType"] = 2
-    with pytest.raises(OrderReject) as exc:
-        engine.place(creds, body)
-    assert exc.value.reason == "INVALID_SIGNATURE_TYPE"
-    assert YES in engine.markets
+    for kind in (2, 7):  # a Safe order whose maker is the EOA itself; an unknown wallet type
+        body = signed_body(creds, 0.45, 10)
+        body["order"]["signatureType"] = kind
+        with pytest.raises(OrderReject) as exc:
+            engine.place(creds, body)
+        assert (exc.value.status, exc.value.message, exc.value.reason) == (400, "invalid signature", "INVALID_SIGNATURE")
+    assert engine.orders == {}

@@ -95,6 +95,22 @@ def test_market_ends_after_the_last_frame_still_resolve(tmp_path: Path) -> None:
     assert sink.seen[-1] == ("end", UP, None)
 
 
+def test_an_early_resolution_ends_the_market_once_for_the_chosen_winner(tmp_path: Path) -> None:
+    """``/_sim/resolve`` through the replay: resolved at the next advance, before its end time, for the
+    winner asked (here the token the tape would call the loser), journaled early; its end time and a
+    second request change nothing."""
+    replay, sink, journal, _ = make(tmp_path, three_frames(), end_ms=250)
+    replay.advance_to(100)
+    replay.request_resolution(MKT, DOWN)
+    assert replay.advance_to(150) == 1 and sink.seen[-1] == ("end", DOWN, None)
+    (rec,) = [f for r, f in journal.records if r == "MARKET_RESOLVED"]
+    assert rec["token_id"] == DOWN and rec["early"] is True and rec["resolved_ms"] == 150 and rec["end_ms"] == 250
+    replay.request_resolution(MKT, UP)
+    replay.advance_to(400)
+    assert [s for s in sink.seen if s[0] == "end"] == [("end", DOWN, None)]
+    assert replay.position.markets_ended == 1 and "RESOLVE_IGNORED" in journal.reasons()
+
+
 def test_bad_lines_are_journaled_with_their_line_number_and_skipped(tmp_path: Path) -> None:
     lines = three_frames()
     lines.insert(1, "{not json")

@@ -95,10 +95,10 @@ def test_marketable_limit_walks_tape_levels_then_rests() -> None:
     assert order.size_matched == D("150") and order.status == "LIVE"  # 100 @0.52 + 50 @0.53, 50 rest
     assert resp["makingAmount"] == "78.5" and resp["takingAmount"] == "150"  # 52 + 26.5 pUSD
     assert engine.resting_levels(YES) == ({D("0.53"): D("50")}, {})
-    assert len(resp["tradeIDs"]) == 2 and len(resp["transactionsHashes"]) == 2
+    assert len(resp["tradeIDs"]) == 2 and "transactionsHashes" not in resp  # settled asynchronously
     # the tape liquidity we took is consumed until the tape updates that token
     fok = signed_body(creds, 0.53, 10, order_type="FOK")
-    with pytest.raises(OrderReject, match="FOK orders are fully filled/killed"):
+    with pytest.raises(OrderReject, match="FOK orders are fully filled or killed"):
         engine.place(creds, fok)
 
 
@@ -140,7 +140,7 @@ def test_market_end_cancels_and_closes() -> None:
     engine, books, clock, events, creds = _setup()
     oid = engine.place(creds, signed_body(creds, 0.40, 10, post_only=True))["orderID"]
     engine.on_market_end(CID)
-    assert engine.orders[oid].status == "CANCELED" and engine.orders[oid].cancel_reason == "MARKET_ENDED"
+    assert engine.orders[oid].status == "CANCELED_MARKET_RESOLVED" and engine.orders[oid].cancel_reason == "MARKET_ENDED"
     assert events[-1].kind == "CANCELLATION"
     assert engine.audit.counts["market_end"] == 1
     with pytest.raises(OrderReject) as exc:
@@ -207,7 +207,7 @@ def test_gtd_order_expires_in_market_time() -> None:
     assert engine.orders[oid].status == "LIVE"
     clock.now += 1_000
     engine.sweep()
-    assert engine.orders[oid].cancel_reason == "EXPIRED"
+    assert engine.orders[oid].cancel_reason == "EXPIRED" and engine.orders[oid].status == "CANCELED_EXPIRED_ORDER"
     short = OrderBuilder(Signer(KEY, 137)).build_order(
         OrderArgsV2(token_id=YES, price=0.40, size=10, side="BUY", expiration=clock.now // 1000 + 30),
         CreateOrderOptions(tick_size="0.01", neg_risk=False))
@@ -238,3 +238,52 @@ def test_audit_lines_have_every_field(tmp_path) -> None:
                 "order_type", "reason", "maker"} <= set(line)
     assert lines[1]["price"] == "0.52" and lines[1]["size"] == "10" and lines[1]["ts_ms"] == clock.now
     assert lines[2]["reason"] == "INVALID_POST_ONLY_ORDER"
+
+
+class _MarketHubLike:
+    def __init__(self) -> None:
+        self.seen: list = []
+
+    def on_engine_event(self, event) -> None:
+        self.seen.append(event)
+
+
+def test_fills_settle_later_and_only_non_market_listeners_see_the_status_changes() -> None:
+    engine, books, clock, events, creds = _setup(settle_mined_ms=500, settle_confirmed_ms=1_500)
+    hub = _MarketHubLike()
+    engine.listen(hub.on_engine_event, settlement_updates=False)  # as __main__ wires the market channel
+    resp = engine.place(creds, signed_body(creds, 0.52, 10))  # takes the tape's ask
+    (trade_id,) = resp["tradeIDs"]
+    assert [t["status"] for t in engine.trades_of(creds.address, {})] == ["MATCHED"]
+    assert engine.trades_of(creds.address, {})[0]["transaction_hash"] == ""  # no tx before MINED
+    clock.now += 2_000
+    rows = engine.trades_of(creds.address, {"id": trade_id, "maker_address": creds.address.lower()})
+    assert rows[0]["status"] == "CONFIRMED" and rows[0]["transaction_hash"].startswith("0x")
+    updates = [(e.trade["id"], e.trade["status"]) for e in events if isinstance(e, TradeEvent) and e.settlement]
+    assert updates == [(trade_id, "MINED"), (trade_id, "CONFIRMED")]
+    assert [type(e).__name__ for e in hub.seen] == ["OrderEvent", "TradeEvent"]  # the fill only
+
+
+def test_unfundable_fill_and_unknown_token_cancel_with_polymarket_statuses() -> None:
+    engine, books, clock, events, creds = _setup()
+    oid = engine.place(creds, signed_body(creds, 0.40, 10, post_only=True))["orderID"]
+    engine.ledger.account(creds.address).collateral = D(0)  # funds gone (a reservation bug in real life)
+    books.set(YES, [("0.30", "10")], [("0.39", "10")])
+    engine.on_tape_update(YES)
+    assert engine.orders[oid].status == "CANCELED_NOT_ENOUGH_BALANCE"
+    engine.ledger.account(creds.address).collateral = D(100)
+    other = engine.place(creds, signed_body(creds, 0.45, 10, token_id=NO, post_only=True))["orderID"]
+    del books.levels[NO]
+    engine.on_tape_update(NO)
+    assert engine.orders[other].status == "CANCELED_MARKET_NOT_FOUND"
+    assert engine.counts()["canceled"] == 2
+
+
+@pytest.mark.parametrize("tick,good,bad", [("0.005", 0.425, 0.4275), ("0.0025", 0.4275, 0.42625)])
+def test_new_tick_sizes(tick: str, good: float, bad: float) -> None:
+    engine, books, clock, events, creds = _setup()
+    books.ticks[YES] = D(tick)
+    assert engine.place(creds, signed_body(creds, good, 10, tick=tick, post_only=True))["status"] == "live"
+    with pytest.raises(OrderReject, match="breaks minimum tick size rule"):
+        engine.place(creds, signed_body(creds, bad, 10, tick="0.0001" if tick == "0.0025" else "0.0025",
+                                        post_only=True))

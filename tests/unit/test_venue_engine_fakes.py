@@ -14,6 +14,7 @@ from py_clob_client_v2.signer import Signer
 from libs.common.clock import FakeClock
 from libs.common.tapes import MarketMeta
 from services.venue_sim.audit import Audit
+from services.venue_sim.config import PaperExchangeSettings
 from services.venue_sim.engine import Engine
 
 # Hardhat's well-known test accounts #0 and #1: throwaway keys that hold nothing anywhere.
@@ -62,15 +63,18 @@ class FakeBooks:
 
 
 def make_engine(neg_risk: bool = False, start_usdc: str = "100", seed: int = 7,
-                audit_path: Any = None) -> tuple[Engine, FakeBooks, FakeClock, list[Any]]:
+                audit_path: Any = None, **exchange: Any) -> tuple[Engine, FakeBooks, FakeClock, list[Any]]:
     """Engine on a fresh FakeBooks (YES: bid 0.48/ask 0.52, NO: bid 0.48/ask 0.52) and a FakeClock
-    at the market's start; returns (engine, books, clock, events list filled by a listener)."""
+    at the market's start; returns (engine, books, clock, events list filled by a listener).
+    ``exchange`` overrides PaperExchangeSettings; settlement delays default to 0 (trades reach
+    MINED/CONFIRMED at the next engine call, since the FakeClock does not move by itself)."""
     books = FakeBooks()
     books.set(YES, [("0.48", "100"), ("0.47", "200")], [("0.52", "100"), ("0.53", "50"), ("0.60", "500")])
     books.set(NO, [("0.48", "100")], [("0.52", "100")])
     meta = market(neg_risk)
     clock = FakeClock(now=START_MS + 10_000, wall=1_800_000_000_000)
-    engine = Engine(books, {YES: meta, NO: meta}, clock, Audit(audit_path), D(start_usdc), seed)
+    settings = PaperExchangeSettings(**{"settle_mined_ms": 0, "settle_confirmed_ms": 0, **exchange})
+    engine = Engine(books, {YES: meta, NO: meta}, clock, Audit(audit_path), D(start_usdc), seed, settings)
     events: list[Any] = []
     engine.listen(events.append)
     return engine, books, clock, events
