@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.common.venue_types import PAPER_TEST_PRIVATE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,42 @@ class BaseServiceSettings(BaseSettings):
                 if name not in self.model_fields_set:
                     object.__setattr__(self, name, value)
         return self
+
+
+class VenueSettings(BaseServiceSettings):
+    """Fields of every service that trades or keeps the exchange heartbeat (scheduler, maker_worker).
+
+    Attributes:
+        private_key: signer key (``PB_PRIVATE_KEY``, SecretStr, never logged). Live mode refuses to
+            start without it; paper mode defaults to a published throwaway test key holding nothing
+            (``libs.common.venue_types.PAPER_TEST_PRIVATE_KEY``).
+        wallet_type: the wallet the key trades for (``PB_WALLET_TYPE``): EOA, POLY_PROXY,
+            GNOSIS_SAFE or DEPOSIT_WALLET. Default DEPOSIT_WALLET (what Polymarket API accounts must
+            use); paper default EOA.
+        wallet: that wallet's address (``PB_WALLET``); empty = derived from the key for the type.
+            Needed for a session key acting for a deposit wallet, or a legacy deposit wallet.
+        relayer_api_key, relayer_api_key_address: Polymarket Relayer API key (secret) and its address
+            (empty = the signer's), for relayed transactions of proxy / safe / deposit wallets:
+            redeeming resolved positions, deploying a missing deposit wallet. Paper: not needed.
+    """
+
+    private_key: SecretStr | None = None
+    wallet_type: Literal["EOA", "POLY_PROXY", "GNOSIS_SAFE", "DEPOSIT_WALLET"] = "DEPOSIT_WALLET"
+    wallet: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    relayer_api_key: SecretStr | None = None
+    relayer_api_key_address: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{40}$")
+
+    # merged into each service's paper_defaults
+    venue_paper_defaults: ClassVar[dict[str, Any]] = {"wallet_type": "EOA"}
+
+    @field_validator("private_key")
+    @classmethod
+    def _key_for_mode(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr:
+        if value is not None:
+            return value
+        if info.data.get("mode") == "live":
+            raise ValueError("live mode needs PB_PRIVATE_KEY (its value is never logged)")
+        return SecretStr(PAPER_TEST_PRIVATE_KEY)
 
 
 def describe_error(cls: type[BaseSettings], err: ValidationError) -> str:

@@ -1,6 +1,6 @@
 """Venue vocabulary shared by the adapter and its users: errors, Decimal-typed answers, parsing.
 
-Pure (no I/O, no py-clob-client import): :mod:`libs.common.venue` re-exports every name, so callers
+Pure (no I/O, no SDK import): :mod:`libs.common.venue` re-exports every name, so callers
 import from there. Wire facts are from ``/work/shared/reference/polymarket-api.md`` ("api.md").
 Amounts: prices in [0, 1] (USD per share), sizes in shares, balances in shares or pUSD; the CLOB
 sends balances as integers with 6 decimals (api.md "balance-allowance").
@@ -56,9 +56,15 @@ class AuthFailed(VenueError):
 
 
 class RateLimited(VenueError):
-    """HTTP 429: back off and retry (api.md "Rate limits"; Cloudflare throttles)."""
+    """HTTP 429: back off and retry (api.md "Rate limits"; Cloudflare throttles). ``retry_after_s``:
+    the venue's suggested wait in seconds (``Retry-After`` header or ``retry_after_seconds`` body
+    field, polymarket/errors.py ``RateLimitError.retry_after``); None when it sent none."""
 
     retryable = True
+
+    def __init__(self, status: int, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(status, message)
+        self.retry_after_s = retry_after_s
 
 
 class VenueUnavailable(VenueError):
@@ -196,6 +202,21 @@ class RedeemResult:
 
 
 @dataclass(frozen=True)
+class RateLimitState:
+    """The per-signer rate-limit state last reported by the venue (``Poly-RateLimit-*`` headers on
+    order and cancel answers; polymarket/rate_limit.py ``RateLimitUpdate``). ``remaining``: tokens
+    left in the bucket (may be negative); ``reset_s``: Unix seconds when the wait ends; ``tier``;
+    ``warning``: True when the limiter only warns (the request would be refused under enforcement);
+    ``updated_ms``: wall ms when it was received. Fields the venue did not send are None."""
+
+    remaining: Decimal | None
+    reset_s: Decimal | None
+    tier: str | None
+    warning: bool
+    updated_ms: int
+
+
+@dataclass(frozen=True)
 class CancelResult:
     """``{"canceled": [ids], "not_canceled": {id: reason}}`` (api.md "Other order endpoints")."""
 
@@ -206,6 +227,7 @@ class CancelResult:
 class Venue(Protocol):
     """What a worker needs from an exchange; :class:`VenueClient` and the tests' FakeVenue implement it."""
 
+    def connect(self) -> None: ...
     def get_book(self, token_id: str) -> RestBook: ...
     def sign_limit(self, token_id: str, side: str, price: Decimal, size: Decimal,
                    tick_size: Decimal, neg_risk: bool) -> SignedOrder: ...

@@ -44,9 +44,11 @@ def main() -> int:
         return 0
     worker_id = runtime.instance_name("maker_worker", settings.worker_id or settings.instance_id)
     journal = Journal(r, "maker_worker", clock)
-    assert settings.private_key is not None
-    venue = VenueClient(settings.clob_url, settings.private_key, settings.chain_id, settings.signature_type,
-                        settings.funder, settings.http_timeout_s)
+    try:
+        venue = VenueClient.from_settings(settings, settings.clob_url, settings.http_timeout_s)
+    except ValueError as exc:  # key / wallet type / wallet that do not fit (never contains the key)
+        log.error("event BAD_SETTING %s", exc)
+        return 2
     worker = Worker(r, venue, settings, clock, journal, worker_id)
     log.info("maker_worker start worker_id=%s clob_url=%s mode=%s", worker_id, settings.clob_url, settings.mode)
     try:

@@ -21,12 +21,9 @@ log = logging.getLogger("services.scheduler")
 
 
 def _exchange_heartbeat(settings: SchedulerSettings, journal: Journal) -> ExchangeHeartbeat:
-    from libs.common.venue import VenueClient  # live only: the one adapter over py-clob-client-v2
+    from libs.common.venue import VenueClient  # live only: the one adapter over polymarket-client
 
-    assert settings.private_key is not None  # checked by SchedulerSettings in live mode
-    client = VenueClient(settings.clob_url, settings.private_key, chain_id=settings.chain_id,
-                         signature_type=settings.signature_type, funder=settings.funder,
-                         http_timeout_s=min(settings.heartbeat_interval_s, 5.0))
+    client = VenueClient.from_settings(settings, settings.clob_url, min(settings.heartbeat_interval_s, 5.0))
     return ExchangeHeartbeat(client, journal, int(settings.heartbeat_interval_s * 1000))
 
 
@@ -44,7 +41,11 @@ def main() -> int:
     gamma = GammaClient(settings.gamma_url, settings.gamma_timeout_s)
     service = Scheduler(r, clock, journal, settings, gamma, instance)
     if settings.mode == "live":
-        beat = _exchange_heartbeat(settings, journal)
+        try:
+            beat = _exchange_heartbeat(settings, journal)
+        except ValueError as exc:  # key / wallet type / wallet that do not fit (never contains the key)
+            log.error("event BAD_SETTING %s", exc)
+            return 2
         threading.Thread(target=beat.run, args=(stop, clock), name="exchange-heartbeat", daemon=True).start()
     log.info("scheduler started instance=%s mode=%s max_active=%d gamma=%s", instance, settings.mode,
              settings.max_active_tokens, settings.gamma_url)

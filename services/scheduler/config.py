@@ -5,18 +5,18 @@ Environment (prefix ``PB_``): ``PB_GAMMA_URL``, ``PB_CLOB_URL``, ``PB_MAX_ACTIVE
 ``PB_REENTRY_COOLDOWN_S``, ``PB_LEASE_TTL_MS``, ``PB_STEP_INTERVAL_S``, ``PB_HEARTBEAT_INTERVAL_S``,
 ``PB_GATEWAY_STALE_MS``, ``PB_GAMMA_TIMEOUT_S``, ``PB_GAMMA_MAX_ATTEMPTS``, ``PB_FEED_GRACE_S``,
 ``PB_SIGNAL_BATCH``, ``PB_CLAIM_IDLE_MS``; live mode also ``PB_PRIVATE_KEY`` (secret),
-``PB_CHAIN_ID``, ``PB_SIGNATURE_TYPE``, ``PB_FUNDER`` for the exchange heartbeat.
+``PB_WALLET_TYPE``, ``PB_WALLET`` for the exchange heartbeat (``VenueSettings``).
 """
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 
-from libs.common.settings import BaseServiceSettings
+from libs.common.settings import VenueSettings
 
 
-class SchedulerSettings(BaseServiceSettings):
+class SchedulerSettings(VenueSettings):
     """scheduler settings. Seconds are wall or market seconds as noted; ``*_ms`` are milliseconds.
 
     Attributes:
@@ -43,8 +43,8 @@ class SchedulerSettings(BaseServiceSettings):
             (a just-activated token has no book until the gateway subscribed).
         signal_batch: signals read per XREADGROUP.
         claim_idle_ms: signals idle this long (wall ms) in a dead consumer are XAUTOCLAIMed.
-        private_key: live only: signer key of the trading account (heartbeats are per account).
-        chain_id, signature_type, funder: live only: as for the worker's venue client.
+        private_key, wallet_type, wallet: live only: the trading account, as for the workers
+            (``VenueSettings``; heartbeats are per API key, so per account).
     """
 
     gamma_url: str = Field("https://gamma-api.polymarket.com", pattern=r"^https?://")
@@ -63,12 +63,9 @@ class SchedulerSettings(BaseServiceSettings):
     feed_grace_s: float = Field(10.0, ge=0)
     signal_batch: int = Field(100, ge=1, le=10_000)
     claim_idle_ms: int = Field(30_000, gt=0)
-    private_key: SecretStr | None = None
-    chain_id: int = 137
-    signature_type: int = Field(0, ge=0)
-    funder: str | None = None
 
     paper_defaults: ClassVar[dict[str, Any]] = {
+        **VenueSettings.venue_paper_defaults,
         "gamma_url": "http://127.0.0.1:8080/gamma",
         "clob_url": "http://127.0.0.1:8080",
         "sell_only_window_s": 60.0,
@@ -84,6 +81,4 @@ class SchedulerSettings(BaseServiceSettings):
         if self.inactive_cleanup_s <= self.inactive_warn_s:
             raise ValueError(f"inactive_cleanup_s={self.inactive_cleanup_s} must be greater than "
                              f"inactive_warn_s={self.inactive_warn_s}")
-        if self.mode == "live" and self.private_key is None:
-            raise ValueError("live mode needs PB_PRIVATE_KEY for the exchange heartbeat")
         return self
