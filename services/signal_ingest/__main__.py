@@ -35,6 +35,7 @@ def main() -> int:
     install_stop_handlers(stop)
     leaders = ",".join(f"{t.account}>={t.min_size}" for t in settings.enabled_leaders())
     journal.record("SERVICE_STARTED", instance=instance, leaders=leaders, data_api_url=settings.data_api_url,
+                   data_api_version=settings.data_api_version,
                    poll_interval_s=settings.poll_interval_s)
     try:
         run_loop(service.step, stop, clock, min(1.0, settings.poll_interval_s), journal)

@@ -8,12 +8,13 @@ see them again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Sequence
 
 from services.signal_ingest.cursor import Fresh
 from services.signal_ingest.normalize import Reject, Signal, canonical, normalize
+from services.signal_ingest.wire import wire_field
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,15 @@ class Batch:
 
 
 def classify(fresh: Sequence[Fresh], account: str, min_size: Decimal) -> Batch:
-    """Normalise each fresh occurrence; keep the order (oldest first)."""
+    """Normalise each fresh occurrence (its v1 view); keep the order (oldest first). A dead letter
+    names the field as received (a v2 row's ``token_id``, not ``asset``)."""
     signals: list[Signal] = []
     dead: list[DeadLetter] = []
     below: list[Signal] = []
     for f in fresh:
-        out = normalize(f.row.raw, account, f.row.fp, f.n)
+        out = normalize(f.row.view, account, f.row.fp, f.n)
         if isinstance(out, Reject):
-            dead.append(DeadLetter(out, f))
+            dead.append(DeadLetter(replace(out, field=wire_field(out.field, f.row.raw, f.row.version)), f))
         elif out.size < min_size:
             below.append(out)
         else:

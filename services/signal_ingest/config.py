@@ -2,7 +2,9 @@
 
 Environment (prefix ``PB_``):
 
-* ``PB_DATA_API_URL``: data-api base URL (``GET {url}/trades``).
+* ``PB_DATA_API_URL``: data-api base URL (``GET {url}/v2/trades``, or ``{url}/trades`` for v1).
+* ``PB_DATA_API_VERSION``: ``v2`` (default: ``/v2/trades``, cursor pages, snake_case rows) or ``v1``
+  (``/trades``, limit/offset, camelCase rows), the operator's fallback.
 * ``PB_LEADERS``: JSON list ``[{"account": "0x..", "min_size": "5", "enabled": true}, ...]``.
 * ``PB_LEADERS_FILE``: path of a JSON file holding the same list; its leaders are added to
   ``PB_LEADERS`` (an account listed twice is a bad setting). When only the file is given, the
@@ -15,12 +17,13 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from libs.common.settings import BaseServiceSettings
+from services.signal_ingest.wire import V2_MAX_PAGE_SIZE
 
 # Polymarket's documented limits for data-api ``GET /trades`` (reference/polymarket-api.md 1.4 and
 # the rate-limit table): ``limit`` max 10000 and 200 requests per 10 s.
@@ -91,12 +94,14 @@ class IngestSettings(BaseServiceSettings):
 
     Attributes:
         data_api_url: base URL of the data-api (live: Polymarket's; paper: the venue's ``/data-api``).
+        data_api_version: ``v2`` (cursor pages of ``/v2/trades``) or ``v1`` (``/trades``, widening ``limit``).
         leaders: followed wallets (paper default: the synthetic demo leader and gabagool22).
         leaders_file: optional JSON file of more leader targets.
         poll_interval_s: wall seconds between two polls of every leader (default 60, paper 2).
-        page_size: rows of the first ``/trades`` request of a poll (``limit``, 1..10000).
-        max_pages: a poll reads at most ``page_size * max_pages`` rows (<= 10000, the API's largest
-            ``limit``); a poll that needs more is journaled ``PAGE_LIMIT_HIT``.
+        page_size: ``limit`` of each v2 page (1..1000), or of the first v1 request (1..10000).
+        max_pages: a poll reads at most ``page_size * max_pages`` rows (<= 10000: v1's largest
+            ``limit``, kept for v2 as the bound of one poll); a poll that needs more is journaled
+            ``PAGE_LIMIT_HIT``.
         lookback_s: first run only: publish rows newer than ``now - lookback_s`` market seconds
             (default 0 = only new rows; paper 120, to absorb start-up time at replay speed).
         rate_limit_per_10s: request budget for the data-api across all leaders (documented: 200).
@@ -105,6 +110,7 @@ class IngestSettings(BaseServiceSettings):
     """
 
     data_api_url: str = Field("https://data-api.polymarket.com", pattern=r"^https?://")
+    data_api_version: Literal["v2", "v1"] = "v2"
     leaders: Annotated[list[LeaderTarget], NoDecode] = Field(default_factory=list)
     leaders_file: Path | None = None
     poll_interval_s: float = Field(60.0, gt=0)
@@ -138,9 +144,16 @@ class IngestSettings(BaseServiceSettings):
     @classmethod
     def _one_request_cap(cls, v: int, info: ValidationInfo) -> int:
         size = info.data.get("page_size", 1)
-        if v * size > MAX_PAGE_SIZE:
+        if v * size > MAX_PAGE_SIZE:  # v1: the API's largest ``limit``; v2: the same bound per poll
             raise ValueError(f"max_pages x page_size ({size}) must stay within the data-api limit "
                              f"maximum {MAX_PAGE_SIZE}")
+        return v
+
+    @field_validator("page_size")
+    @classmethod
+    def _v2_page_cap(cls, v: int, info: ValidationInfo) -> int:
+        if info.data.get("data_api_version") == "v2" and v > V2_MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be at most {V2_MAX_PAGE_SIZE} with PB_DATA_API_VERSION=v2")
         return v
 
     @model_validator(mode="after")

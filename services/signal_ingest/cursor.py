@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from services.signal_ingest.normalize import fingerprint, row_ts
+from services.signal_ingest.wire import V1, view
 
 _FP, _ND = "fp:", "nd:"
 
@@ -76,11 +77,18 @@ class Cursor:
 
 @dataclass(frozen=True)
 class Row:
-    """A fetched row: the parsed JSON value, its fingerprint and timestamp (s, None if unusable)."""
+    """A fetched row: the parsed JSON value as received, its fingerprint and timestamp (s, None if
+    unusable), both taken from its v1 view, and the data-api ``version`` it came from (wire.py)."""
 
     raw: Any
     fp: str
     ts: int | None
+    version: str = V1
+
+    @property
+    def view(self) -> Any:
+        """The row with v1 field names (``wire.view``)."""
+        return view(self.raw, self.version)
 
 
 @dataclass(frozen=True)
@@ -101,9 +109,14 @@ class Plan:
     skipped: int = 0
 
 
-def make_rows(raws: Iterable[Any]) -> list[Row]:
-    """Wrap parsed rows (any JSON value) with fingerprint and timestamp."""
-    return [Row(raw, fingerprint(raw), row_ts(raw)) for raw in raws]
+def make_rows(raws: Iterable[Any], version: str = V1) -> list[Row]:
+    """Wrap parsed rows (any JSON value) of data-api ``version`` with fingerprint and timestamp,
+    both from the v1 view, so one fill has the same fingerprint in either version."""
+    out = []
+    for raw in raws:
+        v = view(raw, version)
+        out.append(Row(raw, fingerprint(v), row_ts(v), version))
+    return out
 
 
 def first_run_ts(now_ms: int, lookback_s: int) -> int:
@@ -115,6 +128,15 @@ def needs_next_page(page: list[Row], cursor_ts: int, limit: int) -> bool:
     """True while reading must go on: the response is full (``limit`` rows) and holds no row older
     than ``cursor_ts`` (only a strictly older row proves every row at ``cursor_ts`` was seen)."""
     if len(page) < limit:
+        return False
+    return not any(r.ts is not None and r.ts < cursor_ts for r in page)
+
+
+def needs_next_cursor_page(page: list[Row], cursor_ts: int, next_cursor: str | None) -> bool:
+    """v2 paging verdict after one page: go on while the server has more (``next_cursor``) and the
+    page holds no row older than ``cursor_ts``. Keyset pages do not shift when new fills land at the
+    top, so the pages of one poll join into one newest-first list without overlap or gap."""
+    if next_cursor is None:
         return False
     return not any(r.ts is not None and r.ts < cursor_ts for r in page)
 

@@ -6,6 +6,9 @@ eventSlug, outcome, outcomeIndex, name, pseudonym, bio, profileImage, profileIma
 transactionHash}``. Numbers are parsed from their JSON text into ``Decimal`` (``parse_body``), so a
 price such as ``0.5699998232997013`` keeps every digit; money never passes through ``float``.
 
+Rows of data-api v2 (``/v2/trades``, snake_case) are normalised through their v1 view (wire.py),
+so everything here speaks v1 field names; dead letters are renamed back to the received names.
+
 Rows identical in every field are separate fills (data/README.md), so nothing here deduplicates;
 the multiset cursor (``cursor.py``) decides which occurrences are new.
 """
@@ -28,7 +31,7 @@ _SHOWN = 200  # characters of an offending value kept in a Reject
 
 
 class BadBody(ValueError):
-    """A ``/trades`` response body is not a JSON array (message says what it was)."""
+    """A ``/trades`` response body is not JSON of the expected shape (message says what it was)."""
 
 
 @dataclass(frozen=True)
@@ -40,16 +43,25 @@ class Reject:
     value: str
 
 
+def parse_json(body: bytes | str) -> Any:
+    """Parse a response body; JSON numbers with a fraction become ``Decimal`` from their text.
+
+    Raises:
+        BadBody: not JSON.
+    """
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadBody(f"body is not JSON ({exc}): {show(body[:_SHOWN])}") from None
+
+
 def parse_body(body: bytes | str) -> list[Any]:
-    """Parse a ``/trades`` body; JSON numbers with a fraction become ``Decimal`` from their text.
+    """Parse a v1 ``/trades`` body (see ``parse_json``).
 
     Raises:
         BadBody: not JSON, or JSON that is not an array.
     """
-    try:
-        data = json.loads(body, parse_float=Decimal, parse_constant=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadBody(f"body is not JSON ({exc}): {show(body[:_SHOWN])}") from None
+    data = parse_json(body)
     if not isinstance(data, list):
         raise BadBody(f"body is a JSON {type(data).__name__}, not an array: {show(data)}")
     return data

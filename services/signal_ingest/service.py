@@ -1,8 +1,9 @@
 """signal_ingest service shell (SPEC S2.1): poll every enabled leader, publish new fills.
 
 ``step()`` heartbeats and, when a poll is due (every ``poll_interval_s`` wall seconds, not during a
-429 backoff), polls each enabled leader once: load its cursor, read ``/trades`` newest first with a
-widening ``limit`` until the response reaches the cursor (under the shared token bucket), plan the
+429 backoff), polls each enabled leader once: load its cursor, read its fills newest first until
+they reach the cursor (v2: ``/v2/trades`` cursor pages; v1: ``/trades`` with a widening ``limit``;
+every request under the shared token bucket, at most ``max_pages``), plan the
 fresh occurrences with the pure multiset cursor, classify them, and commit signals + dead letters +
 the new cursor in one Lua call. A failed fetch journals its reason and leaves the cursor where it
 was, so the next poll retries.
@@ -12,6 +13,8 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from functools import partial
+from typing import Callable, TypeVar
 
 from redis import Redis
 
@@ -20,21 +23,24 @@ from libs.common.journal import Journal
 from libs.common.runtime import heartbeat
 from services.signal_ingest.batch import Batch, classify
 from services.signal_ingest.config import IngestSettings, LeaderTarget
-from services.signal_ingest.cursor import (Cursor, Plan, Row, first_run_ts, make_rows, needs_next_page, plan,
-                                           plan_first_run, widening_limits)
+from services.signal_ingest.cursor import (Cursor, Plan, Row, first_run_ts, make_rows, needs_next_cursor_page,
+                                           needs_next_page, plan, plan_first_run, widening_limits)
 from services.signal_ingest.data_api import DataApi, FetchError
 from services.signal_ingest.ratelimit import TokenBucket, backoff_ms
 from services.signal_ingest.store import CursorStore
+from services.signal_ingest.wire import V1, V2
 
 log = logging.getLogger(__name__)
 
 SERVICE = "signal_ingest"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Fetched:
     """Rows of one poll (newest first), requests made, and whether the widest read (``page_size *
-    max_pages`` rows) still did not reach the cursor."""
+    max_pages`` rows) still did not reach the cursor. When it did not, the rows older than the read
+    and newer than the cursor are not published (journaled ``PAGE_LIMIT_HIT``)."""
 
     rows: list[Row]
     requests: int
@@ -114,8 +120,8 @@ class SignalIngest:
 
     # ---- fetching ----
 
-    def _get(self, account: str, limit: int) -> list[Row]:
-        """One rate-limited request for the newest ``limit`` rows.
+    def _get(self, account: str, call: Callable[[], T]) -> T:
+        """One request ``call()`` under the shared token bucket.
 
         Raises:
             FetchError: any failure other than 429.
@@ -125,14 +131,14 @@ class SignalIngest:
             self.clock.sleep(self.bucket.wait_ms(self.clock.wall_ms()) / 1000)
         self.stats["requests"] += 1
         try:
-            rows = make_rows(self.api.trades(account, limit, 0))
+            out = call()
         except FetchError as exc:
             if exc.reason == "HTTP_429":
                 self._back_off(account, exc)
                 raise RoundStopped() from None
             raise
         self.failures_429 = 0
-        return rows
+        return out
 
     def _back_off(self, account: str, exc: FetchError) -> None:
         self.failures_429 += 1
@@ -143,19 +149,40 @@ class SignalIngest:
                             retry_after_s=exc.retry_after_s, consecutive=self.failures_429)
 
     def _fetch(self, account: str, cursor_ts: int) -> Fetched | None:
-        """Read newest first, widening ``limit`` until the response reaches ``cursor_ts`` (see
-        ``cursor.widening_limits``); None (journaled, cursor untouched) when a request failed."""
-        rows: list[Row] = []
-        limits = widening_limits(self.s.page_size, self.s.page_size * self.s.max_pages)
+        """Read ``account``'s rows newest first down to ``cursor_ts`` with the configured data-api
+        version; None (journaled, cursor untouched) when a request failed."""
         try:
-            for n, limit in enumerate(limits, start=1):
-                rows = self._get(account, limit)
-                if not needs_next_page(rows, cursor_ts, limit):
-                    return Fetched(rows, n, False)
+            if self.s.data_api_version == V1:
+                return self._fetch_v1(account, cursor_ts)
+            return self._fetch_v2(account, cursor_ts)
         except FetchError as exc:
             self.stats["fetch_errors"] += 1
             self.journal.record(exc.reason, level="error", account=account, status=exc.status, detail=exc.detail)
             return None
+
+    def _fetch_v2(self, account: str, cursor_ts: int) -> Fetched:
+        """Follow ``/v2/trades`` cursor pages until a page reaches ``cursor_ts`` or the server has no
+        more (``cursor.needs_next_cursor_page``), at most ``max_pages`` requests."""
+        rows: list[Row] = []
+        page_cursor: str | None = None
+        for n in range(1, self.s.max_pages + 1):
+            page = self._get(account, partial(self.api.trades_v2, account, self.s.page_size, page_cursor))
+            got = make_rows(page.rows, V2)
+            rows += got
+            if not needs_next_cursor_page(got, cursor_ts, page.next_cursor):
+                return Fetched(rows, n, False)
+            page_cursor = page.next_cursor
+        return Fetched(rows, self.s.max_pages, True)
+
+    def _fetch_v1(self, account: str, cursor_ts: int) -> Fetched:
+        """Read ``/trades`` widening ``limit`` until the response reaches ``cursor_ts`` (see
+        ``cursor.widening_limits``)."""
+        rows: list[Row] = []
+        limits = widening_limits(self.s.page_size, self.s.page_size * self.s.max_pages)
+        for n, limit in enumerate(limits, start=1):
+            rows = make_rows(self._get(account, partial(self.api.trades, account, limit, 0)))
+            if not needs_next_page(rows, cursor_ts, limit):
+                return Fetched(rows, n, False)
         return Fetched(rows, len(limits), True)
 
     # ---- publishing ----

@@ -1,4 +1,6 @@
-"""signal_ingest against a real Redis and a fake data-api over HTTP (SPEC S2.1)."""
+"""signal_ingest against a real Redis and a fake data-api over HTTP (SPEC S2.1), through the
+data-api v2 (``/v2/trades`` cursor pages, the default) and v1 (``/trades``, the fallback).
+Tests that do not name a version run with both (the ``version`` fixture)."""
 from __future__ import annotations
 
 import random
@@ -28,6 +30,11 @@ def row(ts: int, size: Any = 10, tx: str = "0xaa", price: Any = 0.5, **extra: An
             "name": "gabagool22", "transactionHash": tx, **extra}
 
 
+@pytest.fixture(params=["v2", "v1"])
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture()
 def fake() -> Iterator[FakeDataApi]:
     with FakeDataApi() as f:
@@ -37,10 +44,11 @@ def fake() -> Iterator[FakeDataApi]:
 class Rig:
     """A service on FakeClock + fake data-api + real Redis."""
 
-    def __init__(self, r: Redis, fake: FakeDataApi, **overrides: Any) -> None:
+    def __init__(self, r: Redis, fake: FakeDataApi, version: str = "v2", **overrides: Any) -> None:
         self.r, self.fake, self.clock = r, fake, FakeClock()
         opts: dict[str, Any] = {"leaders": [LeaderTarget(account=ACC)], "data_api_url": fake.url,
-                                "poll_interval_s": 1.0, "lookback_s": 3600, **overrides}
+                                "poll_interval_s": 1.0, "lookback_s": 3600, "data_api_version": version,
+                                **overrides}
         self.settings = load_settings(IngestSettings, **opts)
         self.api = DataApi(self.settings.data_api_url, 5.0)
         self.svc = SignalIngest(r, self.settings, self.clock, Journal(r, "signal_ingest", self.clock), self.api,
@@ -64,8 +72,8 @@ class Rig:
 
 
 @pytest.fixture()
-def rig(r: Redis, fake: FakeDataApi) -> Iterator[Rig]:
-    g = Rig(r, fake)
+def rig(r: Redis, fake: FakeDataApi, version: str) -> Iterator[Rig]:
+    g = Rig(r, fake, version)
     yield g
     g.api.close()
 
@@ -87,7 +95,7 @@ def test_identical_rows_are_published_as_separate_fills_exactly_once_across_poll
     assert rig.cursor()["ts"] == str(T0 - 5)
 
 
-def test_signal_fields_follow_the_contract(rig: Rig) -> None:
+def test_signal_fields_follow_the_contract(rig: Rig, version: str) -> None:
     rig.fake.add(ACC, ['{"proxyWallet":"%s","side":"sell","asset":"77","conditionId":"0xc","size":4.20,'
                        '"price":0.5699998232997013,"timestamp":%d,"title":"Q?","slug":"q","outcome":"No",'
                        '"transactionHash":"0xt"}' % (ACC, T0)])
@@ -98,11 +106,13 @@ def test_signal_fields_follow_the_contract(rig: Rig) -> None:
         "account": ACC, "side": "SELL", "token_id": "77", "condition_id": "0xc", "size": "4.2",
         "price": "0.5699998232997013", "ts_ms": str(T0 * 1000), "tx_hash": "0xt", "title": "Q?", "slug": "q",
         "outcome": "No"}
-    assert rig.fake.requests[0]["takerOnly"] == "false" and rig.fake.requests[0]["user"] == ACC
+    q = rig.fake.requests[0]  # maker fills of a leader count too: the taker-only default is turned off
+    assert q["user"] == ACC and q["taker_only" if version == "v2" else "takerOnly"] == "false"
+    assert q["_path"] == ("/data-api/v2/trades" if version == "v2" else "/data-api/trades")
 
 
-def test_reads_newest_first_widening_until_the_cursor(r: Redis, fake: FakeDataApi) -> None:
-    g = Rig(r, fake, page_size=3)
+def test_v1_reads_newest_first_widening_until_the_cursor(r: Redis, fake: FakeDataApi) -> None:
+    g = Rig(r, fake, "v1", page_size=3)
     fake.add(ACC, [row(T0 - 100 + i, tx=f"0x{i}") for i in range(20)])
     g.poll()
     assert [s["tx_hash"] for s in g.stream()] == [f"0x{i}" for i in range(20)]  # oldest first
@@ -119,8 +129,60 @@ def test_reads_newest_first_widening_until_the_cursor(r: Redis, fake: FakeDataAp
     g.api.close()
 
 
-def test_page_limit_hit_is_journaled(r: Redis, fake: FakeDataApi) -> None:
-    g = Rig(r, fake, page_size=2, max_pages=2)
+def test_v2_follows_cursor_pages_until_a_page_reaches_the_cursor(r: Redis, fake: FakeDataApi) -> None:
+    g = Rig(r, fake, "v2", page_size=3)
+    fake.add(ACC, [row(T0 - 100 + i, tx=f"0x{i}") for i in range(8)])
+    g.poll()
+    assert [s["tx_hash"] for s in g.stream()] == [f"0x{i}" for i in range(8)]  # oldest first
+    assert [(q["limit"], q.get("cursor")) for q in fake.requests] == [("3", None), ("3", "c5"), ("3", "c2")]
+    fake.requests.clear()
+    fake.add(ACC, [row(T0 - 50, tx=f"0xn{i}") for i in range(4)])
+    g.poll()
+    assert [s["tx_hash"] for s in g.stream()][8:] == [f"0xn{i}" for i in range(4)]
+    assert [q.get("cursor") for q in fake.requests] == [None, "c9"]  # page 2 holds rows older than the cursor
+    fake.requests.clear()
+    g.poll()
+    # 4 rows share the cursor second: a page of 3 of them cannot prove there are no more
+    assert [q.get("cursor") for q in fake.requests] == [None, "c9"] and len(g.stream()) == 12
+    fake.rows[ACC] = fake.rows[ACC][-2:]  # only two fills left, both at the cursor second
+    fake.requests.clear()
+    g.poll()  # a short last page (no next_cursor) ends the poll; nothing is re-published
+    assert [q.get("cursor") for q in fake.requests] == [None] and len(g.stream()) == 12
+    g.api.close()
+
+
+def test_v2_bad_page_envelope_is_journaled_and_leaves_the_cursor(r: Redis, fake: FakeDataApi) -> None:
+    g = Rig(r, fake, "v2")
+    fake.add(ACC, [row(T0 - 5, tx="0x1")])
+    g.poll()
+    before = g.cursor()
+    fake.add(ACC, [row(T0 - 4, tx="0x2")])
+    real = fake.page_v2
+    fake.page_v2 = lambda *a: b'[{"not": "an envelope"}]'  # type: ignore[method-assign]
+    g.poll()
+    assert g.cursor() == before and g.reasons()["BAD_RESPONSE"] == 1
+    fake.page_v2 = real  # type: ignore[method-assign]
+    g.poll()
+    assert [s["tx_hash"] for s in g.stream()] == ["0x1", "0x2"]
+    g.api.close()
+
+
+def test_switching_version_keeps_exactly_once(r: Redis, fake: FakeDataApi) -> None:
+    fake.add(ACC, [row(T0 - 9, tx="0x1"), row(T0 - 9, tx="0x1"), row(T0 - 5, tx="0x2")])
+    a = Rig(r, fake, "v1")
+    a.poll()
+    fake.add(ACC, [row(T0 - 5, tx="0x2"), row(T0 - 3, tx="0x3")])  # one more identical fill at the cursor second
+    b = Rig(r, fake, "v2")  # the operator switches v1 -> v2 on the same cursor
+    b.poll()
+    c = Rig(r, fake, "v1")  # ... and back
+    c.poll()
+    assert [s["tx_hash"] for s in c.stream()] == ["0x1", "0x1", "0x2", "0x2", "0x3"]
+    for g in (a, b, c):
+        g.api.close()
+
+
+def test_page_limit_hit_is_journaled(r: Redis, fake: FakeDataApi, version: str) -> None:
+    g = Rig(r, fake, version, page_size=2, max_pages=2)
     fake.add(ACC, [row(T0 - 100 + i, tx=f"0x{i}") for i in range(7)])
     g.poll()
     assert [s["tx_hash"] for s in g.stream()] == ["0x3", "0x4", "0x5", "0x6"]
@@ -128,8 +190,8 @@ def test_page_limit_hit_is_journaled(r: Redis, fake: FakeDataApi) -> None:
     g.api.close()
 
 
-def test_rows_arriving_while_a_poll_reads_are_neither_lost_nor_duplicated(r: Redis, fake: FakeDataApi) -> None:
-    g = Rig(r, fake, page_size=2)
+def test_rows_arriving_while_a_poll_reads_are_neither_lost_nor_duplicated(r: Redis, fake: FakeDataApi, version: str) -> None:
+    g = Rig(r, fake, version, page_size=2)
     fake.add(ACC, [row(T0 - 100 + i, tx=f"0x{i}") for i in range(5)])
     extra = iter([row(T0 - 40, tx="0xlate1"), row(T0 - 40, tx="0xlate1"), row(T0 - 39, tx="0xlate2")])
 
@@ -145,8 +207,8 @@ def test_rows_arriving_while_a_poll_reads_are_neither_lost_nor_duplicated(r: Red
     g.api.close()
 
 
-def test_first_run_records_now_and_ignores_history(r: Redis, fake: FakeDataApi) -> None:
-    g = Rig(r, fake, lookback_s=0)
+def test_first_run_records_now_and_ignores_history(r: Redis, fake: FakeDataApi, version: str) -> None:
+    g = Rig(r, fake, version, lookback_s=0)
     fake.add(ACC, [row(T0 - 30), row(T0 - 1), row(T0)])
     g.svc.step()  # market now = T0 s exactly
     assert g.stream() == []
@@ -160,8 +222,8 @@ def test_first_run_records_now_and_ignores_history(r: Redis, fake: FakeDataApi) 
     g.api.close()
 
 
-def test_first_run_lookback_publishes_recent_history_only(r: Redis, fake: FakeDataApi) -> None:
-    g = Rig(r, fake, lookback_s=60)
+def test_first_run_lookback_publishes_recent_history_only(r: Redis, fake: FakeDataApi, version: str) -> None:
+    g = Rig(r, fake, version, lookback_s=60)
     fake.add(ACC, [row(T0 - 120, tx="0xold"), row(T0 - 59, tx="0xrecent")])
     g.svc.step()
     assert [s["tx_hash"] for s in g.stream()] == ["0xrecent"]
@@ -170,8 +232,8 @@ def test_first_run_lookback_publishes_recent_history_only(r: Redis, fake: FakeDa
     g.api.close()
 
 
-def test_first_run_cursor_is_stored_even_without_rows(r: Redis, fake: FakeDataApi) -> None:
-    g = Rig(r, fake, lookback_s=0)
+def test_first_run_cursor_is_stored_even_without_rows(r: Redis, fake: FakeDataApi, version: str) -> None:
+    g = Rig(r, fake, version, lookback_s=0)
     g.svc.step()
     assert g.cursor()["ts"] == str(T0)
     g.clock.advance(60_000)  # a fill made after the first poll but before "now" of a later first run
@@ -181,8 +243,8 @@ def test_first_run_cursor_is_stored_even_without_rows(r: Redis, fake: FakeDataAp
     g.api.close()
 
 
-def test_min_size_skips_and_counts_small_fills(r: Redis, fake: FakeDataApi) -> None:
-    g = Rig(r, fake, leaders=[LeaderTarget(account=ACC, min_size=Decimal(5))])
+def test_min_size_skips_and_counts_small_fills(r: Redis, fake: FakeDataApi, version: str) -> None:
+    g = Rig(r, fake, version, leaders=[LeaderTarget(account=ACC, min_size=Decimal(5))])
     fake.add(ACC, [row(T0 - 3, size=4.99, tx="0xsmall"), row(T0 - 2, size=5, tx="0xok")])
     g.poll()
     g.poll()
@@ -192,7 +254,7 @@ def test_min_size_skips_and_counts_small_fills(r: Redis, fake: FakeDataApi) -> N
     g.api.close()
 
 
-def test_malformed_rows_are_dead_lettered_once_and_never_stop_the_poller(rig: Rig) -> None:
+def test_malformed_rows_are_dead_lettered_once_and_never_stop_the_poller(rig: Rig, version: str) -> None:
     rig.poll()  # first run (undated rows present then would count as history)
     rig.fake.add(ACC, [row(T0 - 9, price=1.5, tx="0xbadprice"), '{"side": "BUY", "timestamp": "soon"}',
                        "[1, 2]", row(T0 - 8, tx="0xgood")])
@@ -200,7 +262,8 @@ def test_malformed_rows_are_dead_lettered_once_and_never_stop_the_poller(rig: Ri
     rig.poll()
     dead = rig.dead()
     assert sorted((d["reason"], d["field"], d["value"]) for d in dead) == sorted([
-        ("BAD_PRICE", "price", "1.5"), ("BAD_TOKEN_ID", "asset", "None"), ("ROW_NOT_OBJECT", "row", "[1,2]")])
+        ("BAD_PRICE", "price", "1.5"), ("BAD_TOKEN_ID", "token_id" if version == "v2" else "asset", "None"),
+        ("ROW_NOT_OBJECT", "row", "[1,2]")])
     assert all(d["account"] == ACC and d["raw"] for d in dead)
     assert [s["tx_hash"] for s in rig.stream()] == ["0xgood"]
     errors = rig.r.hgetall(keys.ERRORS)
@@ -229,9 +292,9 @@ def test_failed_poll_does_not_advance_the_cursor(rig: Rig, status: int, reason: 
     assert [s["tx_hash"] for s in rig.stream()] == ["0x1", "0x2"]
 
 
-def test_429_backoff_grows_and_stops_the_whole_round(r: Redis, fake: FakeDataApi) -> None:
+def test_429_backoff_grows_and_stops_the_whole_round(r: Redis, fake: FakeDataApi, version: str) -> None:
     other = "0x00000000000000000000000000000000000de111"
-    g = Rig(r, fake, leaders=[LeaderTarget(account=ACC), LeaderTarget(account=other)], backoff_max_s=60)
+    g = Rig(r, fake, version, leaders=[LeaderTarget(account=ACC), LeaderTarget(account=other)], backoff_max_s=60)
     fake.fail_next(429, count=3)
     waits = []
     for _ in range(3):
@@ -244,16 +307,16 @@ def test_429_backoff_grows_and_stops_the_whole_round(r: Redis, fake: FakeDataApi
     g.api.close()
 
 
-def test_token_bucket_paces_requests(r: Redis, fake: FakeDataApi) -> None:
+def test_token_bucket_paces_requests(r: Redis, fake: FakeDataApi, version: str) -> None:
     other = "0x00000000000000000000000000000000000de111"
-    g = Rig(r, fake, page_size=1, rate_limit_per_10s=2,
+    g = Rig(r, fake, version, page_size=1, rate_limit_per_10s=2,
             leaders=[LeaderTarget(account=ACC), LeaderTarget(account=other)])
     fake.add(ACC, [row(T0 - 100 + i, tx=f"0x{i}") for i in range(6)])
     start = g.clock.wall_ms()
     g.svc.step()
     assert len(g.stream()) == 6
-    n = len(fake.requests)  # limits 1, 4, 16 for ACC, then 1 for the other leader
-    assert n == 4 and g.clock.wall_ms() - start >= (n - 2) * 5000  # 2 at once, then one per 5 s
+    n = len(fake.requests)  # v1: limits 1, 4, 16 for ACC; v2: 6 pages of 1; then 1 for the other leader
+    assert n == (7 if version == "v2" else 4) and g.clock.wall_ms() - start >= (n - 2) * 5000  # 2 at once, then one per 5 s
     g.api.close()
 
 
@@ -273,16 +336,17 @@ def crash_before_commit(svc: SignalIngest) -> None:
 
 
 @pytest.mark.parametrize("crash", [crash_before_commit, crash_after_commit])
-def test_crash_around_the_publish_neither_loses_nor_duplicates(r: Redis, fake: FakeDataApi, crash: Any) -> None:
+def test_crash_around_the_publish_neither_loses_nor_duplicates(r: Redis, fake: FakeDataApi, crash: Any,
+                                                               version: str) -> None:
     fake.add(ACC, [row(T0 - 9, tx="0x1"), row(T0 - 9, tx="0x1"), row(T0 - 8, price=2, tx="0xbad"),
                    row(T0 - 8, tx="0x3")])
-    g = Rig(r, fake)
+    g = Rig(r, fake, version)
     crash(g.svc)
     with pytest.raises(ConnectionError):
         g.poll()
     g.api.close()
     fake.add(ACC, [row(T0 - 8, tx="0x3"), row(T0 - 7, tx="0x2")])  # one more identical fill at the cursor second
-    g2 = Rig(r, fake)  # the restarted process
+    g2 = Rig(r, fake, version)  # the restarted process
     g2.poll()
     g2.poll()
     assert [s["tx_hash"] for s in g2.stream()] == ["0x1", "0x1", "0x3", "0x3", "0x2"]
@@ -329,15 +393,15 @@ def test_publish_refused_before_any_write_when_a_key_has_the_wrong_type(rig: Rig
     assert [s["tx_hash"] for s in rig.stream()] == ["0x1"] and len(rig.dead()) == 1
 
 
-def test_redis_killed_and_restarted_after_a_publish_keeps_exactly_once(redis_server: Any, fake: FakeDataApi) -> None:
+def test_redis_killed_and_restarted_after_a_publish_keeps_exactly_once(redis_server: Any, fake: FakeDataApi, version: str) -> None:
     r = Redis.from_url(redis_server.url, decode_responses=True)
     fake.add(ACC, [row(T0 - 9, tx="0x1"), row(T0 - 9, tx="0x1")])
-    g = Rig(r, fake)
+    g = Rig(r, fake, version)
     g.poll()
     redis_server.stop(kill=True)
     redis_server.start()  # same port and AOF directory
     r2 = Redis.from_url(redis_server.url, decode_responses=True)
-    g2 = Rig(r2, fake)
+    g2 = Rig(r2, fake, version)
     fake.add(ACC, [row(T0 - 9, tx="0x1"), row(T0 - 5, tx="0x2")])
     g2.poll()
     g2.poll()

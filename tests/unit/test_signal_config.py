@@ -16,7 +16,8 @@ A = "0x00000000000000000000000000000000000000AA"
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env
-    for k in ("PB_LEADERS", "PB_LEADERS_FILE", "PB_MODE", "PB_PAGE_SIZE", "PB_MAX_PAGES", "PB_POLL_INTERVAL_S"):
+    for k in ("PB_LEADERS", "PB_LEADERS_FILE", "PB_MODE", "PB_PAGE_SIZE", "PB_MAX_PAGES", "PB_POLL_INTERVAL_S",
+              "PB_DATA_API_VERSION"):
         monkeypatch.delenv(k, raising=False)
 
 
@@ -54,12 +55,23 @@ def test_leaders_file_replaces_paper_defaults_and_adds_to_env(monkeypatch: pytes
     ("PB_PAGE_SIZE", "20000", r"PB_PAGE_SIZE='20000'"),
     ("PB_MAX_PAGES", "1000", r"PB_MAX_PAGES='1000'"),
     ("PB_LEADERS_FILE", "/nonexistent/leaders.json", r"PB_LEADERS_FILE='/nonexistent/leaders.json'"),
+    ("PB_DATA_API_VERSION", "v3", r"PB_DATA_API_VERSION='v3'"),
+    ("PB_PAGE_SIZE", "1001", r"PB_PAGE_SIZE='1001'"),  # v2 pages hold at most 1000 rows
 ])
 def test_bad_setting_names_variable_and_value(monkeypatch: pytest.MonkeyPatch, env: str, value: str,
                                               match: str) -> None:
     monkeypatch.setenv(env, value)
     with pytest.raises(BadSetting, match=match):
         load_settings(IngestSettings)
+
+
+def test_data_api_version_defaults_to_v2_and_v1_keeps_its_wider_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(IngestSettings).data_api_version == "v2"
+    monkeypatch.setenv("PB_DATA_API_VERSION", "v1")
+    monkeypatch.setenv("PB_PAGE_SIZE", "2000")
+    monkeypatch.setenv("PB_MAX_PAGES", "5")
+    s = load_settings(IngestSettings)
+    assert (s.data_api_version, s.page_size) == ("v1", 2000)
 
 
 def test_account_listed_twice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
