@@ -162,7 +162,7 @@ class Link:
             early = self._open()
             if self.stopping:
                 raise LinkClosed("aborted while connecting")
-            self.send(initial_subscribe(self.assets))
+            self.send(self.opening())
             q.put(("open", cid, gen, None, self.clock.wall_ms(), 0))
             self._read(early)
         except Exception as exc:  # noqa: BLE001 - every end of a link is reported to the service
@@ -170,6 +170,10 @@ class Link:
         finally:
             if self.sock is not None:
                 self.sock.close()
+
+    def opening(self) -> str:
+        """The first message sent once the socket is open: the market channel's subscribe."""
+        return initial_subscribe(self.assets)
 
     def _open(self) -> list:
         """TCP (+ TLS for ``wss://``) and the opening handshake within ``connect_timeout_s``; returns

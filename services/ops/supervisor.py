@@ -25,7 +25,7 @@ from redis import Redis
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-STOP_ORDER = ("maker_worker", "scheduler", "signal_ingest", "md_gateway", "venue_sim")
+STOP_ORDER = ("maker_worker", "scheduler", "signal_ingest", "md_gateway", "user_feed", "venue_sim")
 
 
 class SupervisorError(RuntimeError):

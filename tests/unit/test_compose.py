@@ -32,8 +32,8 @@ def module_of(svc: dict) -> str:
     return cmd[2]
 
 
-def test_the_four_services_and_the_venue_are_there() -> None:
-    assert set(APP_SERVICES) == {"venue_sim", "md_gateway", "scheduler", "signal_ingest", "maker_worker"}
+def test_the_five_services_and_the_venue_are_there() -> None:
+    assert set(APP_SERVICES) == {"venue_sim", "md_gateway", "user_feed", "scheduler", "signal_ingest", "maker_worker"}
     assert APP_SERVICES["venue_sim"]["profiles"] == ["paper"]
     worker = APP_SERVICES["maker_worker"]
     assert "container_name" not in worker and "ports" not in worker, "maker_worker must scale with --scale"

@@ -1,0 +1,47 @@
+"""``python -m services.user_feed``: settings -> logging -> Redis -> clock -> journal -> venue client ->
+feed -> loop. Exit status 2 on a bad setting (one ``event BAD_SETTING`` line naming the variable)."""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+from libs.common import runtime
+from libs.common.journal import Journal
+from libs.common.redis_client import make_redis
+from services.maker_worker.__main__ import wait_for_clock
+from services.user_feed.config import UserFeedSettings
+from services.user_feed.service import UserFeed
+
+log = logging.getLogger("services.user_feed")
+STEP_PAUSE_S = 0.001  # run_loop's pause between slices (each slice waits up to 0.1 s for a frame)
+
+
+def main() -> int:
+    """Run the feed until SIGTERM/SIGINT; returns the process exit status."""
+    settings = runtime.boot("user_feed", UserFeedSettings)
+    if settings is None:
+        return 2
+    stop = threading.Event()
+    runtime.install_stop_handlers(stop)
+    instance = runtime.instance_name("user_feed", settings.instance_id)
+    r = make_redis(settings, client_name=instance)
+    clock = wait_for_clock(r, settings.mode, stop)
+    if clock is None:
+        return 0
+    journal = Journal(r, "user_feed", clock)
+    from libs.common.venue import VenueClient  # the one adapter over the venue SDK
+
+    venue = VenueClient.from_settings(settings, settings.clob_url, settings.http_timeout_s)
+    feed = UserFeed(settings, r, clock, journal, instance, venue)
+    log.info("user_feed started instance=%s url=%s mode=%s", instance, settings.ws_user_url, settings.mode)
+    try:
+        runtime.run_loop(feed.step, stop, clock, STEP_PAUSE_S, journal)
+    finally:
+        feed.close()
+        log.info("user_feed stopped instance=%s", instance)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
