@@ -9,6 +9,13 @@ held token's book and ``pb:tok`` hash in one pipelined round trip, then steps ea
 Between steps (``idle``) the worker blocks on the held tokens' md streams (``book_feed``) and
 re-quotes a token the moment md_gateway publishes a change of its book, so a price move reaches
 the strategy in milliseconds rather than at the next step.
+
+Fence before every cancel (SPEC S2): each cancel a worker sends -- per order, the takeover clean-up,
+halt's cancel-all, SIGTERM shutdown -- comes right after a lease renew; a worker whose lease passed to
+another sends nothing for that token and writes none of its records. Shutdown cancels OUR orders one
+by one, never the whole token (that would cancel a new holder's orders). Account-wide risk (one
+exposure cap, per-token position cap, marked-to-market daily loss) is ``exposure.RiskDesk``: loaded
+with each step's snapshot, reserved before each entry BUY, synced after each token step.
 """
 from __future__ import annotations
 
@@ -27,10 +34,10 @@ from libs.common.clock import Clock
 from libs.common.journal import Journal
 from libs.common.leases import LeaseLost, Leases
 from libs.common.venue import Venue, VenueError
-from services.maker_worker import risk
 from services.maker_worker.book_feed import BookFeed
 from services.maker_worker.book_source import gateway_ok
 from services.maker_worker.config import WorkerSettings
+from services.maker_worker.exposure import RiskDesk
 from services.maker_worker.models import Cancel, Intent, MarketView
 from services.maker_worker.orders import OrderDesk
 from services.maker_worker.trading import Held, TokenTrader
@@ -54,11 +61,14 @@ class Worker:
         self.leases = Leases(r)
         self.desk = OrderDesk(r, self.leases, venue, journal, clock)
         self.trader = TokenTrader(r, self.leases, venue, self.desk, journal, clock, settings)
+        self.risk = RiskDesk(r, journal, clock, settings)
+        self.trader.admit = self.risk.admit  # account-wide exposure/position reservation before each entry
         self.held: dict[str, Held] = {}
         self.feed = BookFeed(r)
         self._halted = False
         self._gw_ok = False  # the gateway's health as the last step saw it
         self._last_beat = 0
+        self._connect_failures = 0  # failed venue.connect() calls so far; -1 once connected
 
     def step(self) -> None:
         """One iteration (see module docstring). Redis errors propagate to ``run_loop``."""
@@ -69,10 +79,13 @@ class Worker:
             self.journal.record("HALT_CANCEL_ALL", level="warn", why=halt, tokens=len(self.held),
                                 canceled=self._cancel_all("HALT"))
         self._halted = bool(halt)
+        if not self._venue_ready():
+            return
         self._acquire(wall)
         if not self.held:
             return
-        gw, books, toks = self._snapshot()
+        gw, books, toks, risk_reads = self._snapshot()
+        self.risk.load(*risk_reads)
         self._gw_ok = ok = gateway_ok(gw, wall, self.s.gateway_stale_ms)
         for token in list(self.held):
             self._guarded(token, lambda h, room: self.trader.step(h, toks[token], books[token], ok, self._halted, room))
@@ -110,6 +123,24 @@ class Worker:
             self._last_beat = wall
             runtime.heartbeat(self.r, self.id, "maker_worker", self.clock, {"held": len(self.held)})
 
+    def _venue_ready(self) -> bool:
+        """Authenticate with the venue once before the first lease (a lease must not wait on it):
+        VENUE_CONNECTED, or VENUE_CONNECT_FAILED (warn, first failure and then every 100th) and
+        no lease this step."""
+        if self._connect_failures < 0:
+            return True
+        try:
+            self.venue.connect()
+        except VenueError as exc:
+            if self._connect_failures % 100 == 0:
+                self.journal.record("VENUE_CONNECT_FAILED", level="warn", attempts=self._connect_failures + 1,
+                                    error=exc.message[:200])
+            self._connect_failures += 1
+            return False
+        self.journal.record("VENUE_CONNECTED", attempts=self._connect_failures + 1)
+        self._connect_failures = -1
+        return True
+
     def _acquire(self, wall: int) -> None:
         """Claim offered tokens up to ``max_leases``; while halted only exit-only offers."""
         if len(self.held) >= self.s.max_leases:
@@ -144,25 +175,29 @@ class Worker:
                 return True
         return False
 
-    def _snapshot(self) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    def _snapshot(self) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, dict[str, str]], list]:
+        """Gateway hash, held books and token hashes, and the risk reads, in one round trip."""
         tokens = list(self.held)
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(keys.MD_GATEWAY)
         for t in tokens:
             pipe.hgetall(keys.md_book(t))
             pipe.hgetall(keys.tok(t))
+        self.risk.snapshot_reads(pipe)
         res = pipe.execute()
         books = {t: res[1 + 2 * i] for i, t in enumerate(tokens)}
         toks = {t: res[2 + 2 * i] for i, t in enumerate(tokens)}
-        return res[0], books, toks
+        return res[0], books, toks, res[1 + 2 * len(tokens):]
 
     def _guarded(self, token: str, run: Callable[[Held, Decimal], None]) -> None:
-        """``run(held, exposure room)`` for one token: a lost lease drops the token (LEASE_LOST), any
-        other failure is journaled (TOKEN_STEP_FAILED) without stopping the other tokens."""
+        """``run(held, exposure room)`` for one token, then sync its account-wide risk entry: a lost lease
+        drops the token (LEASE_LOST), any other failure is journaled (TOKEN_STEP_FAILED) without
+        stopping the other tokens."""
         h = self.held[token]
-        room = risk.exposure_room([x.state for x in self.held.values() if x.state], self.s.max_exposure_usd)
+        room = self.risk.room(token, h.state)
         try:
             run(h, room)
+            self.risk.sync(h)
         except LeaseLost as exc:
             self.journal.record("LEASE_LOST", token_id=token, level="error", fence=exc.fence, why=exc.why)
             h.released = True
@@ -179,9 +214,12 @@ class Worker:
         """Forget a token this worker no longer holds."""
         self.held.pop(token, None)
         self.feed.untrack(token)
+        self.risk.forget(token)
 
     def _cancel_all(self, why: str) -> int:
-        """Cancel every open order of every held token (halt); returns how many cancels were sent."""
+        """Cancel every open order of every held token (halt); returns how many cancels were sent. Each
+        cancel is fenced (``TokenTrader.execute`` renews the lease first): a token whose lease is gone
+        gets nothing sent (LEASE_LOST) and is dropped."""
         n = 0
         for token, h in list(self.held.items()):
             if h.state is None or h.market is None:
@@ -189,6 +227,7 @@ class Worker:
             cancels: list[Intent] = [Cancel(o.order_id, why) for o in h.state.orders]
             try:
                 self.trader.execute(h, cancels, h.market)
+                self.risk.sync(h)  # release the cancelled BUYs' exposure at once
             except LeaseLost as exc:
                 self.journal.record("LEASE_LOST", token_id=token, level="error", fence=exc.fence, why=exc.why)
                 self._drop(token)
@@ -196,24 +235,64 @@ class Worker:
         return n
 
     def shutdown(self) -> None:
-        """SIGTERM: cancel every open order of held tokens, record final fills, release leases (not done)."""
+        """SIGTERM: for each held token, cancel OUR open orders one by one (each after a fenced lease
+        renew), record final fills, release the lease (not done). A token whose lease is gone gets
+        nothing sent to the venue and no Redis write (SHUTDOWN_SKIPPED_NOT_HOLDER): its new holder owns
+        it, and ``cancel_token`` would cancel the new holder's orders too."""
         total, tokens = 0, 0
         for token, h in list(self.held.items()):
             try:
-                res = self.venue.cancel_token(token)
-                total += len(res.canceled)
+                h.grant = self.leases.renew(h.grant, self.clock.wall_ms(), self.s.lease_ttl_ms)
+                total += self._cancel_ours(h)
                 tokens += 1
                 self._final_poll(h)
                 self.desk.close_records(h.grant)
+                self.risk.sync(h)  # what is left: the position (the next holder recomputes it)
                 self._hand_back(h)
             except VenueError as exc:
                 self.journal.record("SHUTDOWN_CANCEL_FAILED", token_id=token, level="error", error=exc.message[:200])
                 self._hand_back(h)
             except LeaseLost as exc:
-                self.journal.record("LEASE_LOST", token_id=token, level="error", fence=exc.fence, why=exc.why)
+                self.journal.record("SHUTDOWN_SKIPPED_NOT_HOLDER", token_id=token, level="warn", fence=exc.fence,
+                                    why=exc.why, worker=self.id)
             self._drop(token)
         self.journal.record("SHUTDOWN_CANCEL", tokens=tokens, canceled=total, worker=self.id)
         self.r.zrem(keys.WORKERS, self.id)
+
+    def _cancel_ours(self, h: Held) -> int:
+        """Cancel every open order this holder tracks, or has recorded under its fence (fenced, one by
+        one); returns how many cancels were sent. A token still waiting for its takeover clean-up
+        (state None) is left to the next holder, which cancels the whole token after the grace period.
+
+        Raises:
+            LeaseLost: the lease went away between two cancels (the rest are not sent).
+        """
+        if h.state is None:
+            return 0
+        market = h.market or MarketView(None, None, h.state.tick_size, h.state.min_order_size, h.state.end_ms, False)
+        tracked = [Cancel(o.order_id, "SHUTDOWN") for o in h.state.orders]
+        self.trader.execute(h, list(tracked), market)
+        known = {c.order_id for c in tracked}
+        n = len(tracked)
+        for oid in self._recorded_open(h.grant.token_id, h.grant.fence):
+            if oid not in known:
+                h.grant = self.leases.renew(h.grant, self.clock.wall_ms(), self.s.lease_ttl_ms)
+                self.venue.cancel(oid)
+                n += 1
+        return n
+
+    def _recorded_open(self, token: str, fence: int) -> list[str]:
+        """Ids of PENDING/LIVE records of ``token`` written under ``fence`` (not ``intent:`` placeholders)."""
+        out = []
+        for oid, text in self.r.hgetall(keys.orders(token)).items():
+            try:
+                rec = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+            if rec.get("status") in ("PENDING", "LIVE") and str(rec.get("fence")) == str(fence) \
+                    and not oid.startswith("intent:"):
+                out.append(oid)
+        return out
 
     def _hand_back(self, h: Held) -> None:
         """Release (not done) and put the token back on the offers index for another worker."""

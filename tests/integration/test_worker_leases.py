@@ -127,3 +127,22 @@ def test_sigterm_while_waiting_for_the_replay_clock_exits_quickly(redis_url: str
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_no_lease_is_taken_before_the_venue_accepts_the_worker(r: Redis) -> None:
+    """The first trading call must not pay for authentication (deriving API credentials took half a
+    second against the venue, 50 s of a 100x replay): the worker connects first and takes no lease
+    until that works, journaling the failure once rather than every step."""
+    from libs.common.venue import VenueUnavailable
+
+    rig = Rig(r)
+    rig.venue.fail_next("connect", VenueUnavailable(0, "ConnectError: refused"), count=3)
+    rig.offer()
+    rig.set_book("0.50", "0.51")
+    rig.step(n=3)
+    assert T not in rig.worker.held and not rig.venue.posted
+    assert [e["attempts"] for e in rig.events("VENUE_CONNECT_FAILED")] == ["1"]
+    rig.step()
+    assert rig.events("VENUE_CONNECTED")[0]["attempts"] == "4"
+    assert T in rig.worker.held and len(rig.venue.live(T)) == 1
+    assert [name for name, _ in rig.venue.calls].count("connect") == 4
