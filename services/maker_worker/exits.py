@@ -14,7 +14,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from services.maker_worker.models import (
-    Cancel, Intent, MarketView, Note, Params, Place, Release, TokenState, Transition,
+    Cancel, Intent, MarketView, Note, Params, Place, Redeem, Redeemed, RedeemFailed, Release, TokenState, Transition,
 )
 from services.maker_worker.pricing import (
     clamp_price, floor_of, in_sell_only_window, round_up_to_tick, sell_target_size, signal_timed_out,
@@ -143,3 +143,70 @@ def dust(state: TokenState, sellable: Decimal) -> Result:
         notes.append(Note("DUST_REMAINDER", "warn", fields))
     state, intents = finish(replace(state, dust_noted=True), "closed", "DUST_REMAINDER")
     return state, notes + intents
+
+
+# ---------------------------------------------------------------- market end and resolution
+def market_end(state: TokenState, now_ms: int, params: Params) -> Result:
+    """Market time reached ``end_ms``. Flat: closed MARKET_ENDED. Holding: cancel every order, place
+    nothing, and wait up to ``resolution_wait_ms`` for the resolution (AWAITING_RESOLUTION once); past
+    that, closed MARKET_ENDED (the position stays recorded; the scheduler settles it at resolution)."""
+    if state.position <= 0 or now_ms >= state.end_ms + params.resolution_wait_ms:
+        return finish(state, "closed", "MARKET_ENDED", force=True)
+    intents: list[Intent] = [Cancel(o.order_id, "MARKET_ENDED") for o in state.orders]
+    if not state.awaiting_noted:
+        fields = {"position": str(state.position), "wait_ms": str(params.resolution_wait_ms)}
+        intents.append(Note("AWAITING_RESOLUTION", fields=fields))
+    return replace(state, awaiting_noted=True), intents
+
+
+def on_resolved(state: TokenState, payout: Decimal | None, condition_id: str = "") -> Result:
+    """The market resolved: remember it and its payout (first report wins); the next Tick settles."""
+    if state.resolved:
+        return state, []
+    return replace(state, resolved=True, payout=payout, condition_id=state.condition_id or condition_id), []
+
+
+def settle(state: TokenState, now_ms: int) -> Result:
+    """A Tick on a resolved token: cancel every order first; then settle the position at the payout
+    (realized P&L += position * (payout - avg_entry), exact Decimal, average cost) and ask the shell to
+    redeem; a flat token ends ``resolved`` SETTLED_FLAT; an unknown payout ends ``failed``
+    PAYOUT_UNKNOWN (nothing can be settled; the position stays recorded)."""
+    if state.orders:
+        return state, [Cancel(o.order_id, "MARKET_RESOLVED") for o in state.orders]
+    if state.payout is None:
+        return finish(state, "failed", "PAYOUT_UNKNOWN", force=True)
+    first = state.redeem_shares == 0
+    if first and state.position <= 0:
+        info = {"payout": str(state.payout), "realized_pnl": str(state.realized_pnl)}
+        return replace(state, done=True), [Transition("resolved", "SETTLED_FLAT", info), Release(True)]
+    intents: list[Intent] = []
+    if first:
+        pnl = state.position * (state.payout - state.avg_entry)
+        state = replace(state, redeem_shares=state.position, settled_pnl=pnl, position=Decimal(0),
+                        realized_pnl=state.realized_pnl + pnl, balance=None, sell_cap=None)
+        intents.append(Transition("resolved", "MARKET_RESOLVED", {"payout": str(state.payout)}))
+    if now_ms < state.backoff_until_ms:
+        return state, intents
+    return state, intents + [Redeem(state.redeem_shares, state.payout, state.settled_pnl, first)]
+
+
+def on_redeemed(state: TokenState, ev: Redeemed) -> Result:
+    """Redeemed: the token ends ``resolved`` (REDEEMED with the settlement's numbers) and is released."""
+    info = {"condition_id": ev.condition_id, "shares": str(state.redeem_shares), "payout": str(state.payout),
+            "payout_usd": "" if ev.payout_usd is None else str(ev.payout_usd), "pnl": str(state.settled_pnl),
+            "realized_pnl": str(state.realized_pnl), "tx_id": ev.tx_id}
+    return replace(state, redeem_shares=Decimal(0), done=True), [Transition("resolved", "REDEEMED", info),
+                                                                Release(True)]
+
+
+def on_redeem_failed(state: TokenState, ev: RedeemFailed, now_ms: int, params: Params) -> Result:
+    """A failed redeem: retry after ``redeem_backoff_ms * 2**(n-1)``; the n-th failure with n =
+    ``max_redeem_attempts`` ends the token ``failed`` REDEEM_FAILED (never a silent loop)."""
+    n = state.redeem_failures + 1
+    info = {"why": ev.reason[:200], "attempt": str(n), "shares": str(state.redeem_shares)}
+    if n >= params.max_redeem_attempts:
+        state = replace(state, redeem_failures=n, done=True)
+        return state, [Transition("failed", "REDEEM_FAILED", info), Release(True)]
+    delay = params.redeem_backoff_ms * 2 ** (n - 1)
+    state = replace(state, redeem_failures=n, backoff_until_ms=now_ms + delay)
+    return state, [Note("REDEEM_FAILED", "warn", {**info, "retry_in_ms": str(delay)})]

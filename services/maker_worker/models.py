@@ -36,6 +36,9 @@ class Params:
     max_balance_failures: int = 3
     max_position: Decimal = Decimal(100)
     balance_backoff_ms: int = 2_000
+    resolution_wait_ms: int = 600_000  # holding at market end: wait this long for the resolution
+    max_redeem_attempts: int = 5  # REDEEM_FAILED this often -> token failed
+    redeem_backoff_ms: int = 2_000  # pause after the n-th failed redeem: this * 2**(n-1)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,13 @@ class TokenState:
     dust_noted: bool = False
     entry_block: str = ""
     done: bool = False
+    condition_id: str = ""
+    resolved: bool = False  # the market resolved: no order is ever placed again
+    payout: Decimal | None = None  # USD per share at resolution (None = unknown winner)
+    redeem_shares: Decimal = ZERO  # shares settled at ``payout`` and not redeemed yet
+    settled_pnl: Decimal = ZERO  # realized P&L of that settlement (already in ``realized_pnl``)
+    redeem_failures: int = 0
+    awaiting_noted: bool = False  # AWAITING_RESOLUTION journaled
 
 
 @dataclass(frozen=True)
@@ -185,7 +195,33 @@ class Balance:
     shares: Decimal
 
 
-Event = Union[Tick, Fill, SignalRefresh, ModeChange, OrderGone, Posted, OrderLive, Rejected, Balance]
+@dataclass(frozen=True)
+class Resolved:
+    """The token's market resolved: ``payout`` USD per share (1 winner, 0 loser; None = no known winner);
+    ``condition_id`` the market as the token hash or the book names it ("" = unknown)."""
+
+    payout: Decimal | None
+    condition_id: str = ""
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    """The venue redeemed the settled shares: ``payout_usd`` pUSD received (None = not measurable)."""
+
+    condition_id: str
+    tx_id: str
+    payout_usd: Decimal | None
+
+
+@dataclass(frozen=True)
+class RedeemFailed:
+    """A redeem attempt failed (``reason``: UPPER_SNAKE code plus detail); it is retried with backoff."""
+
+    reason: str
+
+
+Event = Union[Tick, Fill, SignalRefresh, ModeChange, OrderGone, Posted, OrderLive, Rejected, Balance, Resolved,
+              Redeemed, RedeemFailed]
 
 
 # ---- intents (outputs) ----
@@ -210,10 +246,23 @@ class Cancel:
 
 @dataclass(frozen=True)
 class Transition:
-    """Write ``pb:tok`` state/reason (journaled with the reason)."""
+    """Write ``pb:tok`` state/reason (journaled with the reason and ``info``)."""
 
     state: str
     reason: str
+    info: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Redeem:
+    """Redeem the market's settled position: ``shares`` at ``payout`` USD per share, realized ``pnl``
+    (USD). ``first``: the settlement was booked by this Tick (the shell persists it and adds ``pnl``
+    to the day's P&L once)."""
+
+    shares: Decimal
+    payout: Decimal
+    pnl: Decimal
+    first: bool = True
 
 
 @dataclass(frozen=True)
@@ -232,4 +281,4 @@ class Note:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-Intent = Union[Place, Cancel, Transition, Release, Note]
+Intent = Union[Place, Cancel, Transition, Release, Note, Redeem]

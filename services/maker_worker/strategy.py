@@ -12,7 +12,7 @@ from dataclasses import replace
 from services.maker_worker import exits
 from services.maker_worker.models import (
     ZERO, Balance, Cancel, Event, Fill, Intent, MarketView, ModeChange, Note, OpenOrder, OrderGone, OrderLive,
-    Params, Place, Posted, Rejected, SignalRefresh, Tick, TokenState,
+    Params, Place, Posted, Redeemed, RedeemFailed, Rejected, Resolved, SignalRefresh, Tick, TokenState,
 )
 from services.maker_worker.pricing import (
     entry_target, entry_too_expensive, in_sell_only_window, locked_in_sells, round_size, signal_timed_out,
@@ -55,6 +55,17 @@ def apply_event(state: TokenState, event: Event, now_ms: int, params: Params) ->
         return replace(state, leader_price=price, last_signal_ms=max(state.last_signal_ms, event.ts_ms)), []
     if isinstance(event, ModeChange):
         return on_mode(state, event)
+    return on_resolution_event(state, event, now_ms, params)
+
+
+def on_resolution_event(state: TokenState, event: Event, now_ms: int, params: Params) -> Result:
+    """Resolved (market resolved, payout), Redeemed and RedeemFailed (outcomes of a Redeem intent)."""
+    if isinstance(event, Resolved):
+        return exits.on_resolved(state, event.payout, event.condition_id)
+    if isinstance(event, Redeemed):
+        return exits.on_redeemed(state, event)
+    if isinstance(event, RedeemFailed):
+        return exits.on_redeem_failed(state, event, now_ms, params)
     raise TypeError(f"unknown event {event!r}")
 
 
@@ -108,9 +119,13 @@ def on_mode(state: TokenState, ev: ModeChange) -> Result:
 
 # ---------------------------------------------------------------- decisions
 def decide(state: TokenState, m: MarketView, tick: Tick, now_ms: int, params: Params) -> Result:
-    """One decision on a Tick: lifecycle first, then quotes. Places are held back during a backoff."""
+    """One decision on a Tick: lifecycle first, then quotes. Places are held back during a backoff.
+    A resolved market is settled and nothing is ever placed again; at the market end a held position
+    waits for the resolution (``exits.market_end``)."""
+    if state.resolved:
+        return exits.settle(state, now_ms)
     if now_ms >= state.end_ms:
-        return exits.finish(state, "closed", "MARKET_ENDED", force=True)
+        return exits.market_end(state, now_ms, params)
     if any(o.status == "PENDING" for o in state.orders):
         return state, []  # an unknown outcome is resolved by id before anything else is sent
     state, intents = freshness(state, m)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from services.maker_worker.models import Event, ModeChange, SignalRefresh, TokenState
+from services.maker_worker.models import Event, ModeChange, Resolved, SignalRefresh, TokenState
 
 
 class TokenMetaError(ValueError):
@@ -68,8 +68,12 @@ def initial_state(token_id: str, tok: dict[str, str], position: Decimal, lease_m
         exit_reason = "EXIT_ONLY"
     elif tok.get("state") == "exiting":
         exit_reason = tok.get("reason") or "EXITING"
+    pending = dec_field(tok, "redeem_pending", Decimal(0))
+    if pending > 0:
+        position = Decimal(0)  # settled before a takeover: the venue shows the shares until redeemed
     return TokenState(
-        token_id=token_id, end_ms=int_field(tok, "end_ms"), tick_size=tick,
+        token_id=token_id, end_ms=int_field(tok, "end_ms"), tick_size=tick, condition_id=tok.get("condition_id", ""),
+        redeem_shares=pending, settled_pnl=_signed(tok.get("settled_pnl", "")),
         min_order_size=dec_field(tok, "min_order_size"), position=position, avg_entry=avg,
         realized_pnl=_signed(tok.get("realized_pnl", "")), leader_price=leader,
         last_signal_ms=int_field(tok, "signal_ts_ms", now_ms), last_fill_ms=int_field(tok, "last_fill_ms", 0),
@@ -80,7 +84,29 @@ def _signed(raw: str) -> Decimal:
     try:
         return Decimal(raw) if raw else Decimal(0)
     except InvalidOperation:
-        raise TokenMetaError(f"token hash field realized_pnl={raw!r}: not a number") from None
+        raise TokenMetaError(f"token hash field realized_pnl/settled_pnl={raw!r}: not a number") from None
+
+
+def payout_of(raw: str) -> Decimal | None:
+    """A payout per share ("1", "0", or any price in [0, 1]); None when "" or unusable."""
+    try:
+        value = Decimal(raw) if raw else None
+    except InvalidOperation:
+        return None
+    return value if value is not None and value.is_finite() and 0 <= value <= 1 else None
+
+
+def resolution_events(state: TokenState, tok: dict[str, str], book: dict[str, str]) -> list[Event]:
+    """``Resolved(payout)`` once: the gateway's book says ``resolved=1`` (with ``payout``), or the
+    scheduler moved the token to state ``resolved`` (with ``payout`` from the book or Gamma)."""
+    if state.resolved:
+        return []
+    cond = tok.get("condition_id") or book.get("market", "")
+    if book.get("resolved") == "1":
+        return [Resolved(payout_of(book.get("payout", "") or tok.get("payout", "")), cond)]
+    if tok.get("state") == "resolved":
+        return [Resolved(payout_of(tok.get("payout", "")), cond)]
+    return []
 
 
 def tok_events(state: TokenState, tok: dict[str, str], lease_mode: str) -> list[Event]:
@@ -100,5 +126,10 @@ def tok_events(state: TokenState, tok: dict[str, str], lease_mode: str) -> list[
 
 def position_fields(state: TokenState) -> dict[str, str]:
     """Worker-owned position fields of ``pb:tok`` (written through the fence); last_fill_ms 0 = none."""
-    return {"position": str(state.position), "avg_entry": str(state.avg_entry),
-            "realized_pnl": str(state.realized_pnl), "last_fill_ms": str(state.last_fill_ms)}
+    out = {"position": str(state.position), "avg_entry": str(state.avg_entry),
+           "realized_pnl": str(state.realized_pnl), "last_fill_ms": str(state.last_fill_ms)}
+    if state.resolved:  # settlement: shares settled but not redeemed yet, and that settlement's P&L
+        out |= {"redeem_pending": str(state.redeem_shares), "settled_pnl": str(state.settled_pnl)}
+        if state.payout is not None:
+            out["payout"] = str(state.payout)
+    return out

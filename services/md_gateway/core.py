@@ -215,10 +215,16 @@ class Core(RestRules):
             self.out.append(Publish(ev.token_id, False, "last_trade_price", ["last_trade_price", ev.price]))
 
     def _resolved(self, ev: s.Resolved, recv_ms: int) -> None:
+        """Per token of ours: ``resolved=1`` and ``payout`` ("1" winner, "0" loser, "" no known winner:
+        journaled RESOLVED_NO_WINNER, warn) in one publish (no stream entry: the top did not change)."""
         for t in ev.token_ids:
             if t in self.tokens and (self._allowed is None or t in self._allowed):
-                self.notes.append(("MARKET_RESOLVED", "info", t, {"market": ev.market}))
-                self.out.append(Publish(t, False, "market_resolved", ["resolved", "1"]))
+                pay = ev.payout(t)
+                fields: dict[str, object] = {"market": ev.market, "winner": ev.winner, "payout": pay}
+                self.notes.append(("MARKET_RESOLVED", "info", t, fields))
+                if pay == "":
+                    self.notes.append(("RESOLVED_NO_WINNER", "warn", t, {"market": ev.market, "winner": ev.winner}))
+                self.out.append(Publish(t, False, "market_resolved", ["resolved", "1", "payout", pay]))
 
     # ------------------------------------------------------------ cross-checks
     def _check_bba(self, token_id: str) -> None:

@@ -113,7 +113,7 @@ def _convert(w: object, out: s.Parsed) -> None:
     elif isinstance(w, s.WTickSize):
         out.events.append(_tick(w))
     elif isinstance(w, s.WResolved):
-        out.events.append(s.Resolved(w.market, tuple(w.assets_ids), ms(w.timestamp)))
+        out.events.append(s.Resolved(w.market, tuple(w.assets_ids), ms(w.timestamp), w.winning_asset_id))
     else:
         out.ignored += 1
 

@@ -220,11 +220,24 @@ class BestBidAsk:
 
 @dataclass(slots=True)
 class Resolved:
-    """Market ``market`` resolved; ``token_ids`` are its tokens."""
+    """Market ``market`` resolved; ``token_ids`` are its tokens; ``winner`` the wire's
+    ``winning_asset_id`` ("" when the frame names none)."""
 
     market: str
     token_ids: tuple[str, ...]
     ts_ms: int
+    winner: str = ""
+
+    def has_winner(self) -> bool:
+        """The winner is one of the market's tokens (a missing or foreign winner is no winner)."""
+        return self.winner != "" and self.winner in self.token_ids
+
+    def payout(self, token_id: str) -> str:
+        """Payout per share of ``token_id`` in USD as a decimal string: "1" for the winner, "0" for the
+        other tokens, "" when the winner is unknown (missing, or not a token of this market)."""
+        if not self.has_winner():
+            return ""
+        return "1" if token_id == self.winner else "0"
 
 
 Event = Union[BookSnap, LevelChange, TickSizeChange, LastTrade, BestBidAsk, Resolved]

@@ -58,6 +58,7 @@ class MarketMeta:
     closed: bool
     active: bool
     accepting_orders: bool
+    payout: Decimal | None = None  # USD per share when Gamma reports the market resolved (closed, 0/1 prices)
 
     def fields(self) -> dict[str, str]:
         """Plain-string fields for ``pb:tok:{token}``."""
@@ -107,6 +108,20 @@ def iso_to_ms(name: str, raw: object) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def resolved_payout(market: dict[str, Any], idx: int) -> Decimal | None:
+    """Payout per share of outcome ``idx`` when the market is ``closed`` with a winning outcome:
+    ``outcomePrices`` are exactly one "1" and the rest "0" (a resolved market); None otherwise."""
+    if market.get("closed") is not True or market.get("outcomePrices") is None:
+        return None
+    try:
+        prices = [Decimal(str(p)) for p in _json_list(market, "outcomePrices")]
+    except (GammaBadMarket, InvalidOperation):
+        return None
+    if idx >= len(prices) or sorted(prices) != [Decimal(0)] * (len(prices) - 1) + [Decimal(1)]:
+        return None
+    return Decimal(1) if prices[idx] == 1 else Decimal(0)
+
+
 def parse_market(market: dict[str, Any], token_id: str) -> MarketMeta | None:
     """``MarketMeta`` of ``token_id`` in one Gamma Market object, None if the token is not in it (pure).
 
@@ -127,7 +142,8 @@ def parse_market(market: dict[str, Any], token_id: str) -> MarketMeta | None:
         end_ms=iso_to_ms("endDate", market.get("endDate")),
         tick_size=_decimal(market, "orderPriceMinTickSize"), min_order_size=_decimal(market, "orderMinSize"),
         neg_risk=market.get("negRisk") is True, closed=market.get("closed") is True,
-        active=market.get("active") is not False, accepting_orders=market.get("acceptingOrders") is not False)
+        active=market.get("active") is not False, accepting_orders=market.get("acceptingOrders") is not False,
+        payout=resolved_payout(market, idx))
 
 
 def pick_market(markets: object, token_id: str) -> MarketMeta | None:

@@ -8,24 +8,36 @@
   missing lease is offered again; a lost subscription is restored; a market that ended while no
   worker held the token is closed MARKET_ENDED.
 - Index repairs: a pending token missing from the queue is enqueued; stale queue/offer entries go.
+- Resolution: a token whose book says ``resolved=1`` moves at once to ``resolved`` (``lifecycle.
+  resolution``); a ``resolved`` token still holding shares (``position`` or ``redeem_pending``) keeps
+  an ``exit_only`` settle lease offered until a worker settled it, then is cleaned up like a finished
+  one. A token closed MARKET_ENDED or DUST_REMAINDER still holding shares stays tracked and
+  subscribed, so that its resolution is seen and settled.
 """
 from __future__ import annotations
 
+from services.scheduler.lifecycle import resolution
 from services.scheduler.model import (
-    ACTIVE_STATES, FINISHED_STATES, Decision, Effect, Note, Rules, TokenView, Transition,
+    ACTIVE_STATES, FINISHED_STATES, RESOLVED, Decision, Effect, Note, Rules, TokenView, Transition,
 )
 
 
-def _cleanup_effects(view: TokenView, wall_ms: int) -> list[Effect]:
+AWAIT_RESOLUTION = frozenset({"MARKET_ENDED", "DUST_REMAINDER"})  # closed holding shares: wait to settle
+
+
+def _cleanup_effects(view: TokenView, wall_ms: int, keep: bool = False) -> list[Effect]:
+    """``keep``: shares still await the resolution -- stay tracked and subscribed."""
     effects: list[Effect] = []
     if view.lease.exists:
         effects.append(Effect("withdraw"))  # first: a refusal (a worker appeared) stops the rest
-    if view.in_subs:
+    if view.in_subs and not keep:
         effects.append(Effect("unsubscribe"))
     if view.in_offers:
         effects.append(Effect("unindex_offer"))
     if view.in_pending:
         effects.append(Effect("dequeue"))
+    if keep:
+        return effects
     effects += [Effect("untrack"), Effect("clear_health")]
     return effects
 
@@ -34,12 +46,48 @@ def cleanup(view: TokenView, now_ms: int, wall_ms: int, rules: Rules) -> Decisio
     """Release every resource of a finished token once no live lease remains (None while one does)."""
     if view.lease.live(wall_ms):
         return None
+    if view.state == "closed" and view.reason in AWAIT_RESOLUTION and view.unsettled():
+        return _await_resolution(view, wall_ms)
     effects = _cleanup_effects(view, wall_ms)
     if view.state == "cooldown" and not view.tok.get("cooldown_until_ms"):
         until = view.num("updated_ms") + rules.reentry_cooldown_ms
         effects.insert(0, Effect("hset", fields={"cooldown_until_ms": str(until)}))
     note = Note("TOKEN_CLEANED", fields={"state": view.state, "why": view.reason,
                                          "lease": "expired" if view.lease.exists else "none"})
+    return Decision(view.token_id, effects=tuple(effects), notes=(note,))
+
+
+def _await_resolution(view: TokenView, wall_ms: int) -> Decision | None:
+    """A finished token still holding shares: drop its lease and indexes but stay tracked and
+    subscribed (AWAITING_RESOLUTION, journaled once: with the first of those effects)."""
+    effects = _cleanup_effects(view, wall_ms, keep=True)
+    if not view.tracked:
+        effects.append(Effect("track"))
+    if not view.in_subs:
+        effects.append(Effect("subscribe"))
+    if not effects:
+        return None
+    note = Note("AWAITING_RESOLUTION", fields={"state": view.state, "why": view.reason,
+                                               "position": view.tok.get("position", "0")})
+    return Decision(view.token_id, effects=tuple(effects), notes=(note,))
+
+
+def settling(view: TokenView, now_ms: int, wall_ms: int, rules: Rules) -> Decision | None:
+    """A ``resolved`` token: shares left -> keep an ``exit_only`` settle lease offered and indexed
+    (SETTLE_OFFERED); settled -> cleaned up like a finished token. None while a worker holds it."""
+    if view.lease.live(wall_ms):
+        return None
+    if not view.unsettled():
+        return cleanup(view, now_ms, wall_ms, rules)
+    effects: list[Effect] = []
+    if not view.lease.exists or view.lease.mode != "exit_only":
+        effects.append(Effect("offer", "exit_only"))
+    if not view.in_offers:
+        effects.append(Effect("index_offer", score=wall_ms))
+    if not effects:
+        return None
+    note = Note("SETTLE_OFFERED", fields={"position": view.tok.get("position", "0"),
+                                          "redeem_pending": view.tok.get("redeem_pending", "0")})
     return Decision(view.token_id, effects=tuple(effects), notes=(note,))
 
 
@@ -94,6 +142,12 @@ def review(view: TokenView, now_ms: int, wall_ms: int, rules: Rules) -> Decision
         BadField: a token hash field the decision needs is not usable.
     """
     st = view.state
+    if view.book.resolved and st not in (RESOLVED, "failed", ""):
+        d = resolution(view, view.book.payout, "book", wall_ms)
+        if d is not None or st not in FINISHED_STATES:
+            return d  # a worker holding the lease settles it itself
+    if st == RESOLVED:
+        return settling(view, now_ms, wall_ms, rules)
     if st in FINISHED_STATES:
         return cleanup(view, now_ms, wall_ms, rules)
     if st in ACTIVE_STATES:

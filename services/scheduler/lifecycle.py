@@ -1,16 +1,17 @@
 """Token lifecycle decisions (SPEC S3.3; the lifecycle protocol in docs and both briefs). Pure.
 
 Each function maps (token view, input, now_ms market, wall_ms, rules) to one :class:`Decision`.
-States: candidate -> pending -> active -> exiting -> exit_only -> closed, plus cooldown (refillable)
-and failed. The scheduler writes lifecycle state only while no worker holds the lease, except the
-two flags a running worker must see: ``exiting`` (LEADER_SELL, INACTIVE_CLEANUP) and the signal
+States: candidate -> pending -> active -> exiting -> exit_only -> closed, plus cooldown (refillable),
+failed, and resolved (terminal: the market resolved; never refilled; a held position is settled and
+redeemed by a worker, on an ``exit_only`` settle lease when no worker holds the token). The
+scheduler writes lifecycle state only while no worker holds the lease, except the two flags a running worker must see: ``exiting`` (LEADER_SELL, INACTIVE_CLEANUP) and the signal
 refresh fields (``leader_price``, ``signal_ts_ms``, ``last_signal_id``).
 """
 from __future__ import annotations
 
 from services.scheduler.gamma import GammaError, MarketMeta
 from services.scheduler.model import (
-    ACTIVE_STATES, FINISHED_STATES, NEVER_REFILL, Decision, Effect, Note, Rules, TokenView, Transition,
+    ACTIVE_STATES, FINISHED_STATES, NEVER_REFILL, RESOLVED, Decision, Effect, Note, Rules, TokenView, Transition,
 )
 from services.scheduler.signals import Signal
 
@@ -50,6 +51,9 @@ def on_buy(view: TokenView, sig: Signal, now_ms: int, wall_ms: int, rules: Rules
         return Decision(tid, effects=(Effect("hset", fields=signal_fields(sig)),), notes=(note,))
     if st in ("exiting", "exit_only"):
         return Decision(tid, notes=(Note("BUY_WHILE_EXITING", fields={"state": st, "signal_id": sig.signal_id}),))
+    if st == RESOLVED:
+        fields = {"state": st, "payout": view.tok.get("payout", ""), "signal_id": sig.signal_id}
+        return Decision(tid, notes=(Note("REENTRY_REFUSED_RESOLVED", fields=fields),))
     if st == "failed" or (st == "closed" and view.reason in NEVER_REFILL):
         return Decision(tid, notes=(Note("REENTRY_REFUSED", fields={"state": st, "why": view.reason}),))
     if st not in FINISHED_STATES:
@@ -91,6 +95,10 @@ def on_metadata(token_id: str, meta: MarketMeta | None, signal_ts_ms: int, now_m
     if meta is None:
         return Decision(token_id, Transition("closed", "NO_MARKET", ("candidate",)))
     fields = meta.fields()
+    if meta.closed and meta.payout is not None:
+        t = Transition(RESOLVED, "MARKET_RESOLVED", ("candidate",), {**fields, "payout": str(meta.payout)},
+                       info={"payout": str(meta.payout), "source": "gamma"})
+        return Decision(token_id, t)
     if meta.closed or not meta.active or not meta.accepting_orders:
         info = {"closed": meta.closed, "active": meta.active, "accepting_orders": meta.accepting_orders}
         return Decision(token_id, Transition("closed", "MARKET_CLOSED", ("candidate",), fields, info=info))
@@ -138,3 +146,24 @@ def refusal(view: TokenView, reason: str, info: dict[str, object]) -> Decision:
     bad = reason == "BAD_TOKEN_FIELD"
     t = Transition("failed" if bad else "closed", reason, ("pending",), level="error" if bad else "info", info=info)
     return Decision(view.token_id, t, (Effect("dequeue"),))
+
+
+def resolution(view: TokenView, payout: str, source: str, wall_ms: int) -> Decision | None:
+    """The token's market resolved (``payout`` USD per share, "" unknown; ``source`` book|gamma): at once
+    state ``resolved`` MARKET_RESOLVED, out of the queue; shares still held with no live lease get an
+    ``exit_only`` settle lease offered (a worker settles and redeems). None while a worker holds the
+    lease (that worker settles and writes ``resolved`` itself) or when already resolved/failed.
+
+    Raises:
+        BadField: ``position`` or ``redeem_pending`` is not a number.
+    """
+    st = view.state
+    if st in (RESOLVED, "failed", "") or view.lease.live(wall_ms):
+        return None
+    holding = view.unsettled()
+    info = {"payout": payout, "source": source, "position": view.tok.get("position", "0"), "prev_reason": view.reason}
+    t = Transition(RESOLVED, "MARKET_RESOLVED", (st,), {"payout": payout}, info=info)
+    effects = [Effect("dequeue")] if view.in_pending or st == "pending" else []
+    if holding:
+        effects += [Effect("offer", "exit_only"), Effect("index_offer", score=wall_ms)]
+    return Decision(view.token_id, t, tuple(effects))

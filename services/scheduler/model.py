@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 ACTIVE_STATES = ("active", "exiting", "exit_only")  # count against max_active_tokens
 FINISHED_STATES = ("closed", "cooldown", "failed")  # cleaned up once no live lease remains
+RESOLVED = "resolved"  # terminal: the market resolved; settled and redeemed, never refilled
 # Closed for these reasons: never refilled by a later BUY (SPEC S3.3 "resolved or ended markets").
 NEVER_REFILL = frozenset({"MARKET_ENDED", "MARKET_RESOLVED", "NO_MARKET", "MARKET_CLOSED"})
 
@@ -89,6 +90,8 @@ class BookView:
     status: str = ""
     exch_ts_ms: int = 0  # market ms of the last frame
     recv_ts_ms: int = 0  # wall ms of the last frame
+    resolved: bool = False  # md_gateway saw market_resolved
+    payout: str = ""  # USD per share at resolution ("1" / "0"; "" = no known winner)
 
     @classmethod
     def parse(cls, token_id: str, raw: Mapping[str, str]) -> "BookView":
@@ -96,7 +99,7 @@ class BookView:
         if not raw:
             return cls()
         return cls(True, raw.get("status", "ok") or "ok", _int(token_id, "exch_ts_ms", raw),
-                   _int(token_id, "recv_ts_ms", raw))
+                   _int(token_id, "recv_ts_ms", raw), raw.get("resolved") == "1", raw.get("payout", ""))
 
 
 @dataclass(frozen=True)
@@ -168,16 +171,21 @@ class TokenView:
         """Integer field (ms), 0 when absent. Raises BadField."""
         return _int(self.token_id, name, self.tok)
 
-    def position(self) -> Decimal:
-        """Shares held (``position``), 0 when absent. Raises BadField."""
-        raw = self.tok.get("position") or "0"
+    def position(self, name: str = "position") -> Decimal:
+        """Shares held (``position``; or another share field such as ``redeem_pending``), 0 when
+        absent. Raises BadField."""
+        raw = self.tok.get(name) or "0"
         try:
             value = Decimal(raw)
         except InvalidOperation:
-            raise BadField(self.token_id, "position", raw) from None
+            raise BadField(self.token_id, name, raw) from None
         if not value.is_finite():
-            raise BadField(self.token_id, "position", raw)
+            raise BadField(self.token_id, name, raw)
         return value
+
+    def unsettled(self) -> bool:
+        """Shares to settle or redeem: ``position`` or ``redeem_pending`` above 0. Raises BadField."""
+        return self.position() > 0 or self.position("redeem_pending") > 0
 
 
 @dataclass(frozen=True)

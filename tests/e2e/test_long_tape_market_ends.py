@@ -65,7 +65,7 @@ def test_every_market_end_is_cleaned_up_and_nothing_is_left_behind(run: tuple[Pa
     assert r is not None and len(bought) == MARKETS
 
     def all_cleaned() -> bool:
-        return all(r.hget(keys.tok(t), "state") in ("closed", "cooldown") for t in bought) and \
+        return all(r.hget(keys.tok(t), "state") in ("closed", "cooldown", "resolved") for t in bought) and \
             not r.smembers(keys.SCHED_TRACKED) & set(bought)
 
     eventually(all_cleaned, 120, "every bought token closed and no longer tracked")

@@ -210,6 +210,7 @@ def test_market_end_cancels_everything_and_closes_with_the_position(r: Redis) ->
     rig.step()
     assert len(rig.venue.live(T)) == 1
     rig.step(market_ms=20_000)
-    assert rig.venue.live(T) == []
+    assert rig.venue.live(T) == [] and rig.events("AWAITING_RESOLUTION")  # holding: waits for the resolution
+    rig.step(market_ms=600_000)  # ... at most resolution_wait_ms
     assert rig.tok()["state"] == "closed" and rig.tok()["reason"] == "MARKET_ENDED"
     assert D(rig.events("MARKET_ENDED")[0]["position"]) == 10

@@ -141,7 +141,7 @@ def test_last_trade_and_resolution_update_fields_without_a_stream_entry() -> Non
     core.apply_frame([s.LastTrade(T, "0xm", "0.520", 5), s.Resolved("0xm", (T, "999"), 6)], NOW)
     a, b = core.take()
     assert (a.stream, a.fields) == (False, ["last_trade_price", "0.520"])
-    assert (b.stream, b.fields) == (False, ["resolved", "1"])
+    assert (b.stream, b.fields) == (False, ["resolved", "1", "payout", ""])  # no winner named: payout unknown
 
 
 def test_verify_stamps_an_equal_book_and_replaces_a_drifted_one() -> None:
