@@ -22,6 +22,7 @@ from libs.common.venue import (
     CancelResult, InsufficientBalance, OrderAck, OrderRejected, OrderState, PostOnlyCross, RestBook, SignedOrder,
     VenueUnavailable,
 )
+from libs.common.venue_types import RedeemResult, TradeFill
 from services.maker_worker.config import WorkerSettings
 from services.maker_worker.service import Worker
 from services.md_gateway.publish import Publisher
@@ -100,6 +101,9 @@ class FakeVenue:
                 self.fill(o.id)
 
     # ---- Venue protocol ----
+    def connect(self) -> None:
+        self._fault("connect")
+
     def get_book(self, token_id: str) -> RestBook:
         self._fault("get_book", token_id)
         bid, ask = self.books.get(token_id, (None, None))
@@ -178,6 +182,35 @@ class FakeVenue:
 
     def refresh_balance(self, token_id: str) -> None:
         self._fault("refresh_balance", token_id)
+
+    # ---- resolution (redeem): ``resolve`` is the test control, ``redeem`` the Venue method ----
+    payouts: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # condition id -> token -> USD/share
+
+    def resolve(self, condition_id: str, payouts: dict[str, str]) -> None:
+        """The market ``condition_id`` resolved: its tokens pay ``payouts`` (token -> "1"/"0") per share;
+        its live orders are cancelled (as the paper venue does at a market's end)."""
+        self.payouts[condition_id] = {t: Decimal(p) for t, p in payouts.items()}
+        for o in self.live():
+            if o.token_id in payouts:
+                o.status = "CANCELED"
+
+    def redeem(self, condition_id: str) -> RedeemResult:
+        """Pay shares x payout of every token of the resolved market into ``usdc`` and zero the shares."""
+        self._fault("redeem", condition_id)
+        paid = ZERO
+        for token, payout in self.payouts.get(condition_id, {}).items():
+            paid += self.balances.get(token, ZERO) * payout
+            self.balances[token] = ZERO
+        self.usdc += paid
+        return RedeemResult(condition_id, "CONFIRMED", f"0xredeem{len(self.calls)}", paid)
+
+    # ---- trades (user_feed's REST backfill) ----
+    def trades(self, token_id: str, after_ms: int = 0) -> list[TradeFill]:
+        """One trade per order of ``token_id`` with a match so far (id ``trade-<order id>``, at the order's
+        price, MATCHED), all at match time 0 (so ``after_ms`` filters nothing out)."""
+        self._fault("trades", token_id, after_ms)
+        return [TradeFill(f"trade-{o.id}", o.id, o.token_id, o.side, o.price, o.matched, "MATCHED", 0)
+                for o in self.orders.values() if o.token_id == token_id and o.matched > 0]
 
 
 T = "7087467268535103530871133345881326346657501309973952143921926744954887549159"

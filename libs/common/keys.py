@@ -97,3 +97,40 @@ RISK_DAILY_PNL = f"{NS}:risk:daily_pnl"  # hash UTC day (YYYY-MM-DD, market time
 # ---- scheduler ----
 SCHED_TRACKED = f"{NS}:sched:tracked"  # set: tokens the scheduler still looks after (not yet cleaned up)
 SCHED_HEALTH = f"{NS}:sched:health"  # hash token -> JSON health/feed marks; field "_gateway" for the feed link
+
+
+# ---- account-wide risk (maker_worker; one hash tag {acct}: a risk script touches one cluster slot) ----
+RISK_EXPOSURE = f"{NS}:risk:{{acct}}:exposure"  # hash token -> "fence:exposure_micro_usd:shares_micro" (Lua only)
+RISK_UPNL = f"{NS}:risk:{{acct}}:upnl"  # hash token -> unrealized P&L, micro-USD (holder's mark; Lua only)
+
+
+# ---- user channel (user_feed -> workers) ----
+USER_FEED = f"{NS}:user:feed"  # hash: user-channel link health (state, connected, last_msg_wall_ms, counters)
+USER_SEEN = f"{NS}:user:seen"  # hash token -> newest trade match time seen (market ms): the REST backfill's start
+
+
+def user_stream(token_id: str) -> str:
+    """Capped stream: our orders' and trades' user-channel events for one token (user_feed -> worker)."""
+    return f"{NS}:user:{{{token_id}}}"
+
+
+def fills(token_id: str) -> str:
+    """Hash ``<trade_id>:<order_id>`` -> JSON of one fill of our order: the per-token idempotency ledger."""
+    return f"{NS}:fills:{{{token_id}}}"
+
+
+def orders_pattern() -> str:
+    """SCAN pattern matching every :func:`orders` key."""
+    return f"{NS}:orders:{{*}}"
+
+
+def token_of_orders(key: str) -> str:
+    """The token id of an :func:`orders` key (inverse of ``orders``).
+
+    Raises:
+        ValueError: ``key`` is not an orders key.
+    """
+    prefix = f"{NS}:orders:{{"
+    if not (key.startswith(prefix) and key.endswith("}")):
+        raise ValueError(f"not an orders key: {key!r}")
+    return key[len(prefix):-1]

@@ -4,22 +4,20 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field
 
-from libs.common.settings import BaseServiceSettings
-from libs.common.venue import PAPER_TEST_PRIVATE_KEY
+from libs.common.settings import VenueSettings
 from services.maker_worker.models import Params
 
 
-class WorkerSettings(BaseServiceSettings):
+class WorkerSettings(VenueSettings):
     """maker_worker settings. Seconds of *market* time for trading rules; ms of *wall* time for leases
     and book freshness (docs/contracts.md "Time").
 
     Attributes:
         clob_url: CLOB REST base URL.
-        private_key: signer key (SecretStr, never logged). Paper default: a published throwaway test key
-            holding nothing (``libs.common.venue.PAPER_TEST_PRIVATE_KEY``); live mode requires it.
-        chain_id, signature_type, funder: venue client signing options (see ``VenueClient``).
+        private_key, wallet_type, wallet: the trading account (``VenueSettings``; live mode requires
+            the key, paper mode uses a published throwaway test key and an EOA wallet).
         worker_id: lease holder id; empty = ``maker_worker-<host>-<pid>``.
         max_leases: tokens one worker trades at once.
         lease_ttl_ms: lease lifetime (wall ms), renewed every step.
@@ -35,15 +33,16 @@ class WorkerSettings(BaseServiceSettings):
         http_timeout_s: venue HTTP timeout; also the takeover grace after the old lease expired.
         max_balance_failures: rejects in a row before the token is marked failed.
         balance_backoff_s: pause after a reject, times the number of rejects so far (market seconds).
-        max_position: shares per token; max_exposure_usd: USD across this worker's tokens;
-        daily_loss_limit_usd: realized loss per UTC day (all workers) that halts trading.
+        max_position: shares per token, position + open BUY remainder (enforced with the reservation);
+        max_exposure_usd: USD committed by the whole account (all workers together: shares held x avg
+        entry + open BUY remainder x price), reserved atomically before each entry BUY;
+        daily_loss_limit_usd: loss per UTC day (all workers), realized + marked to market at the best
+        bid, that halts trading.
+        reconcile_interval_s: wall seconds between two reconciliations of a held token's orders and
+        position with the venue (one is also made at every lease acquisition).
     """
 
     clob_url: str = Field("http://127.0.0.1:8080", pattern=r"^https?://")
-    private_key: SecretStr | None = None
-    chain_id: int = 137
-    signature_type: int = Field(0, ge=0, le=3)
-    funder: str | None = None
     worker_id: str = ""
     max_leases: int = Field(10, ge=1, le=1000)
     lease_ttl_ms: int = Field(10_000, ge=1_000)
@@ -66,22 +65,16 @@ class WorkerSettings(BaseServiceSettings):
     max_position: Decimal = Field(Decimal(100), gt=0)
     max_exposure_usd: Decimal = Field(Decimal(500), gt=0)
     daily_loss_limit_usd: Decimal = Field(Decimal(100), gt=0)
+    reconcile_interval_s: float = Field(60.0, gt=0)
 
     paper_defaults: ClassVar[dict[str, Any]] = {
+        **VenueSettings.venue_paper_defaults,
         "aggressive_step_after_s": 5.0,
         "sell_only_window_s": 60.0,
         "signal_timeout_s": 180.0,  # market s: a leader BUY at +45 s stays followed until the sell-only window
         "book_max_age_ms": 20_000,
+        "reconcile_interval_s": 10.0,
     }
-
-    @field_validator("private_key")
-    @classmethod
-    def _key_for_mode(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr:
-        if value is not None:
-            return value
-        if info.data.get("mode") == "live":
-            raise ValueError("live mode needs PB_PRIVATE_KEY (its value is never logged)")
-        return SecretStr(PAPER_TEST_PRIVATE_KEY)
 
     def params(self) -> Params:
         """Strategy parameters in Decimal and market ms."""

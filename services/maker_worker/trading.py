@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Callable
 
 from redis import Redis
 
@@ -22,14 +23,18 @@ from libs.common.clock import Clock
 from libs.common.journal import Journal
 from libs.common.leases import Grant, Leases
 from libs.common.venue import Venue, VenueError
-from services.maker_worker import risk, strategy
+from services.maker_worker import risk, settle, strategy
 from services.maker_worker.book_source import from_redis, from_rest, int_field
 from services.maker_worker.config import WorkerSettings
 from services.maker_worker.models import (
-    Cancel, Event, Fill, Intent, MarketView, Note, Place, Release, Tick, TokenState, Transition,
+    Cancel, Event, Fill, Intent, MarketView, Note, Place, Redeem, Release, Tick, TokenState, Transition,
 )
 from services.maker_worker.orders import OrderDesk
-from services.maker_worker.tokens import TokenMetaError, initial_state, position_fields, tok_events
+from services.maker_worker.reconciler import Reconciler
+from services.maker_worker.user_events import UserEvents
+from services.maker_worker.tokens import (
+    TokenMetaError, initial_state, position_fields, resolution_events, tok_events,
+)
 
 
 @dataclass
@@ -47,6 +52,8 @@ class Held:
     market: MarketView | None = None
     released: bool = False
     last_seq: int = 0  # highest book seq acted on (0 = none yet)
+    user_id: str = "0-0"  # last pb:user:{token} entry handled ("0-0" at acquisition: read from the start)
+    reconcile_due_wall_ms: int = 0  # next periodic reconcile with the venue (wall ms; set by prepare)
 
 
 class TokenTrader:
@@ -56,6 +63,10 @@ class TokenTrader:
                  clock: Clock, settings: WorkerSettings) -> None:
         self.r, self.leases, self.venue, self.desk = r, leases, venue, desk
         self.journal, self.clock, self.s, self.params = journal, clock, settings, settings.params()
+        self.user = UserEvents(r, leases, desk, journal, clock, settings.gateway_stale_ms)  # the user channel
+        self.reconciler = Reconciler(r, leases, venue, desk, journal, clock, settings, self.user)
+        # risk gate run just before an order is signed (the worker sets RiskDesk.admit); False = send nothing
+        self.admit: Callable[[Held, Place], bool] = lambda h, p: True
 
     def step(self, h: Held, tok: dict[str, str], book: dict[str, str], gw_ok: bool, halted: bool,
              room: Decimal) -> None:
@@ -66,9 +77,12 @@ class TokenTrader:
             return
         assert h.state is not None
         h.market = market = self.market(h, book, gw_ok, wall)
-        events = tok_events(h.state, tok, h.grant.mode) + self.desk.poll(h.grant, h.state)
+        events = tok_events(h.state, tok, h.grant.mode) + resolution_events(h.state, tok, book)
         for ev in events:
             self.apply(h, ev, market)
+        self.user.sync(h, lambda ev: self.apply(h, ev, market))  # user channel; REST poll when it is down
+        if self.reconciler.due(h, self.clock.wall_ms()):  # orders and position against the venue
+            self.reconciler.periodic(h, lambda ev: self.apply(h, ev, market))
         self._tick(h, halted, room, market)
 
     def quote(self, h: Held, book: dict[str, str], gw_ok: bool, halted: bool, room: Decimal) -> None:
@@ -92,12 +106,13 @@ class TokenTrader:
             return False
         try:
             if h.cleanup:
+                h.grant = self.leases.renew(h.grant, self.clock.wall_ms(), self.s.lease_ttl_ms)  # fence first
                 res = self.venue.cancel_token(token)
                 closed = self.desk.close_records(h.grant)
                 self.journal.record("TAKEOVER_CANCELED", token_id=token, prev_worker=h.grant.prev_worker,
                                     canceled=len(res.canceled), records=closed)
                 h.cleanup = False
-            position = self.venue.token_balance(token)
+            position = self.reconciler.takeover(h, tok)  # unknown orders cancelled, POSITION_DRIFT journaled
         except VenueError as exc:
             self.journal.record("RECONCILE_FAILED", token_id=token, level="warn", error=exc.message[:200])
             return False
@@ -110,8 +125,6 @@ class TokenTrader:
             self.release(h, Release(True))
             return False
         h.neg_risk = tok.get("neg_risk", "").lower() in ("1", "true")
-        if str(position) != tok.get("position", "0"):
-            self.journal.record("POSITION_RECONCILED", token_id=token, redis=tok.get("position", ""), venue=position)
         self.leases.fenced_hset(h.grant, keys.tok(token), position_fields(h.state), self.clock.wall_ms())
         return True
 
@@ -155,13 +168,14 @@ class TokenTrader:
         for i in intents:
             events: list[Event] = []
             if isinstance(i, Place):
-                if h.state.done or h.released:
+                if h.state.done or h.released or not self.admit(h, i):  # admit: account-wide risk reservation
                     continue
                 events = self.desk.place(h.grant, i, market.tick_size, h.neg_risk)
             elif isinstance(i, Cancel):
                 order = next((o for o in h.state.orders if o.order_id == i.order_id), None)
                 if order is None:
                     continue
+                h.grant = self.leases.renew(h.grant, self.clock.wall_ms(), self.s.lease_ttl_ms)  # fence first
                 events, cancelled = self.desk.cancel(h.grant, order, i.why), True
             elif isinstance(i, Transition):
                 self.transition(h, i)
@@ -169,6 +183,8 @@ class TokenTrader:
                 self.release(h, i)
             elif isinstance(i, Note):
                 self.journal.record(i.reason, token_id=h.grant.token_id, level=i.level, **i.fields)
+            elif isinstance(i, Redeem):
+                settle.perform(self, h, i, market)
             for ev in events:
                 self.apply(h, ev, market)
         return cancelled
@@ -196,7 +212,7 @@ class TokenTrader:
         self.leases.fenced_hset(h.grant, keys.tok(token), fields, self.clock.wall_ms())
         pos = h.state.position if h.state else ""
         self.journal.record(t.reason, token_id=token, level="error" if t.state == "failed" else "info",
-                            state=t.state, position=pos)
+                            state=t.state, position=pos, **t.info)
 
     def release(self, h: Held, rel: Release) -> None:
         """Give the lease up (once)."""

@@ -1,9 +1,11 @@
 """``polyband``: the operator's console (typer). ``up`` runs everything in paper mode on one
-machine; ``status`` prints the live state from Redis; ``halt``/``resume`` stop and restart trading."""
+machine; ``live`` runs it against Polymarket after a pre-flight; ``status`` prints the live state
+from Redis; ``halt``/``resume`` stop and restart trading."""
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,6 +20,7 @@ from libs.common.logs import configure_logging
 from libs.common.redis_client import make_redis
 from libs.common.settings import BadSetting, BaseServiceSettings, load_settings
 from services.ops.paper import DEFAULT_LEADERS, DEFAULT_TAPE, PaperConfig, PaperRun
+from services.ops.supervisor import Supervisor
 
 app = typer.Typer(add_completion=False, help="polyband: copy-trading and maker band trading for Polymarket")
 log = logging.getLogger("polyband")
@@ -72,6 +75,51 @@ def _watch(run: PaperRun, stop: threading.Event, duration: float | None) -> None
         if time.monotonic() >= next_line:
             log.info("progress %s", json.dumps(run.summary()))
             next_line += 10
+        stop.wait(min(0.5, max(0.0, end - time.monotonic())))
+
+
+@app.command()
+def live(
+    workers: int = typer.Option(2, min=1, help="maker_worker processes"),
+    duration: Optional[float] = typer.Option(None, min=1, help="stop cleanly after this many wall seconds"),
+    log_dir: Path = typer.Option(Path("var/live"), help="one log file per process"),
+    check: bool = typer.Option(False, "--check", help="run the pre-flight only; start nothing"),
+) -> None:
+    """Trade real money: every service against Polymarket itself. Needs PB_MODE=live,
+    PB_LIVE_CONFIRM=true, PB_PRIVATE_KEY and PB_LEADERS (README, "Live mode"); anything the services
+    would refuse is refused first, one line per problem, and nothing starts."""
+    from services.ops.live import LiveRun, live_env, preflight
+
+    env = live_env(os.environ)
+    problems = preflight(env)
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        raise typer.Exit(2)
+    if check:
+        typer.echo("live pre-flight: ready")
+        return
+    configure_logging("polyband", env.get("PB_LOG_LEVEL", "INFO"))  # type: ignore[arg-type]
+    run = LiveRun(env, workers, log_dir.resolve())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        run.start()
+        _wait(run.sup, stop, duration)
+    finally:
+        log.info("stopping: workers cancel their own orders first")
+        run.stop()
+
+
+def _wait(sup: "Supervisor", stop: threading.Event, duration: float | None) -> None:
+    """Block until ``duration`` passes, SIGINT/SIGTERM, or a process dies (exit 1, naming it)."""
+    end = time.monotonic() + duration if duration else float("inf")
+    while not stop.is_set() and time.monotonic() < end:
+        dead = sup.dead()
+        if dead:
+            log.error("event PROCESS_DIED %s", ", ".join(f"{p.name} exit={p.popen.returncode} log={p.log_path}" for p in dead))
+            raise typer.Exit(1)
         stop.wait(min(0.5, max(0.0, end - time.monotonic())))
 
 

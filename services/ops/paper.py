@@ -36,7 +36,7 @@ class PaperConfig:
     log_dir: Path = REPO / "var" / "run"
     extra_env: dict[str, str] = field(default_factory=dict)
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    services: tuple[str, ...] = ("md_gateway", "scheduler", "signal_ingest", "maker_worker")
+    services: tuple[str, ...] = ("md_gateway", "user_feed", "scheduler", "signal_ingest", "maker_worker")
     redis_appendonly: bool = False
 
 
@@ -81,14 +81,16 @@ class PaperRun:
         return self.sup.base_env(env)
 
     def start(self) -> None:
-        """Start Redis (if needed), the venue, then every service; raise if any is not ready."""
+        """Start Redis (if needed), every service, then the venue; raise if the venue is not ready."""
         self.sup.__enter__()
         self.r = Redis.from_url(str(self.sup.redis_url), decode_responses=True)
         self.r.delete(keys.CLOCK)
         self.baseline = self._counters()
         self.baseline_errors = self._counters(keys.ERRORS)
-        self._start_venue()
-        for kind in ("md_gateway", "scheduler"):
+        # The services start first: each boots (imports, settings, Redis) and then waits for the
+        # venue's replay clock, so all of them run before the tape's first frame instead of booting
+        # while a fast replay is already minutes of market time in.
+        for kind in ("md_gateway", "user_feed", "scheduler"):
             if kind in self.cfg.services:
                 self.sup.start(kind, self.env(kind, {"PB_INSTANCE_ID": f"{kind}-1"}))
         if "signal_ingest" in self.cfg.services:
@@ -96,6 +98,7 @@ class PaperRun:
         if "maker_worker" in self.cfg.services:
             for i in range(1, self.cfg.workers + 1):
                 self.start_worker(i)
+        self._start_venue()
 
     def start_ingest(self) -> Proc:
         """Start signal_ingest following the wallets of the run's leader files."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 import threading
 import time
 from decimal import ROUND_CEILING, Decimal
-from typing import Callable, TypeVar
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
 
 from redis import Redis
 
 from libs.common import keys
+from services.ops.paper import PaperConfig, PaperRun
 
 T = TypeVar("T")
 
@@ -23,6 +25,17 @@ def eventually(fn: Callable[[], T | None], timeout_s: float, what: str, interval
             return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+@contextmanager
+def paper_run(cfg: PaperConfig) -> Iterator[PaperRun]:
+    """A started PaperRun (Redis, venue, every service) that is stopped in order on exit."""
+    pr = PaperRun(cfg)
+    try:
+        pr.start()
+        yield pr
+    finally:
+        pr.stop()
 
 
 class SeqMonitor(threading.Thread):

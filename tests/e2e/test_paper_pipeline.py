@@ -14,7 +14,7 @@ import pytest
 
 from libs.common import keys
 from services.ops.paper import DEFAULT_TAPE, PaperConfig, PaperRun
-from tests.e2e.helpers import SeqMonitor, eventually, round_up, stream_seqs_increase
+from tests.e2e.helpers import SeqMonitor, eventually, paper_run, round_up, stream_seqs_increase
 
 REPO = Path(__file__).resolve().parents[2]
 TAKE_PROFIT = Decimal("0.02")
@@ -27,12 +27,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaperRun]:
     cfg = PaperConfig(tape=DEFAULT_TAPE, leaders=(REPO / "data/leaders/demo-synthetic.jsonl",), speed=SPEED,
                       workers=2, log_dir=tmp_path_factory.mktemp("paper"),
                       extra_env={"PB_TAKE_PROFIT": str(TAKE_PROFIT), "PB_STOP_LOSS": str(STOP_LOSS)})
-    pr = PaperRun(cfg)
-    try:
-        pr.start()
+    with paper_run(cfg) as pr:
         yield pr
-    finally:
-        pr.stop()
 
 
 def D(x: object) -> Decimal:
