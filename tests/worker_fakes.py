@@ -285,6 +285,15 @@ class Rig:
         return [f for _, f in self.r.xrange(keys.EVENTS) if f["reason"] == reason]
 
 
+def entered(rig: Rig) -> FakeOrder:
+    """Offer the token and let the worker post its entry BUY at 0.50; returns that live order."""
+    rig.offer()
+    rig.set_book("0.50", "0.51")
+    rig.step()
+    (buy,) = rig.venue.live(T)
+    return buy
+
+
 def hold(rig: Rig) -> None:
     """Offer the token, let the entry BUY at 0.50 fill (10 shares), step once more (take profit posted)."""
     rig.offer()
@@ -292,3 +301,30 @@ def hold(rig: Rig) -> None:
     rig.step()
     rig.venue.fill(rig.venue.live(T)[0].id)
     rig.step()
+
+
+@dataclass
+class TradeVenue(FakeVenue):
+    """A FakeVenue that keeps one trade per fill, as a real venue does: ``fill`` takes the trade's price
+    (a maker order can trade better than its limit) and id, balances move at that price, and
+    ``trades`` lists those trades (``after_ms`` is logged in ``calls``, not applied)."""
+
+    fills_made: list[TradeFill] = field(default_factory=list)
+
+    def fill(self, order_id: str, size: Decimal | None = None, price: str | None = None,  # type: ignore[override]
+             trade_id: str | None = None, ts_ms: int = 0) -> None:
+        o = self.orders[order_id]
+        qty = o.size - o.matched if size is None else size
+        px = Decimal(price) if price else o.price
+        o.matched += qty
+        sign = 1 if o.side == "BUY" else -1
+        self.balances[o.token_id] = self.balances.get(o.token_id, ZERO) + sign * qty
+        self.usdc -= sign * qty * px
+        if o.matched >= o.size:
+            o.status = "MATCHED"
+        tid = trade_id or f"trade-{len(self.fills_made) + 1}"
+        self.fills_made.append(TradeFill(tid, o.id, o.token_id, o.side, px, qty, "MATCHED", ts_ms))
+
+    def trades(self, token_id: str, after_ms: int = 0) -> list[TradeFill]:
+        self._fault("trades", token_id, after_ms)
+        return [t for t in self.fills_made if t.token_id == token_id]

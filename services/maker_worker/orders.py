@@ -26,6 +26,7 @@ from libs.common.venue import (
 from services.maker_worker.models import (
     Balance, Event, Fill, OpenOrder, OrderGone, OrderLive, Place, Posted, Rejected, TokenState,
 )
+from services.maker_worker.fill_accounting import final_status
 from services.maker_worker.strategy import new_order
 
 NOT_FOUND_LIMIT = 3  # a PENDING order unknown to the venue this many polls in a row never reached it
@@ -219,18 +220,29 @@ class OrderDesk:
         return [OrderGone(o.order_id, "FAILED"), Posted(adopted)]
 
     def close_records(self, grant: Grant) -> int:
-        """Mark every PENDING/LIVE record of the token CANCELED (after ``cancel_token``); returns how many."""
-        raw = self.r.hgetall(keys.orders(grant.token_id))
+        """After our cancels (shutdown): give every PENDING/LIVE record of the token the venue's own final
+        status (``fill_accounting.final_status``: MATCHED/CANCELED, FAILED for a POST that never arrived),
+        never a blind CANCELED. ``matched`` is left as it is, so the next holder's settlement still
+        counts any fill no event reported (``takeover.Settler``); a record the venue still lists LIVE, or
+        that cannot be read, stays open for that holder's clean-up. Returns how many records changed."""
         changed = {}
-        for oid, text in raw.items():
+        for oid, text in self.r.hgetall(keys.orders(grant.token_id)).items():
             try:
                 rec = orjson.loads(text)
             except orjson.JSONDecodeError:
                 self.journal.record("ORDER_RECORD_MALFORMED", token_id=grant.token_id, level="error",
                                     order_id=oid, value=text[:200])
                 continue
-            if rec.get("status") in ("PENDING", "LIVE"):
-                changed[oid] = orjson.dumps({**rec, "status": "CANCELED"}).decode()
+            if not isinstance(rec, dict) or rec.get("status") not in ("PENDING", "LIVE") or oid.startswith("intent:"):
+                continue
+            try:
+                status, _why = final_status(str(rec["status"]), self.venue.get_order(oid))
+            except VenueError as exc:
+                self.journal.record("ORDER_POLL_FAILED", token_id=grant.token_id, level="warn", order_id=oid,
+                                    error=exc.message[:200])
+                continue
+            if status != rec["status"]:
+                changed[oid] = orjson.dumps({**rec, "status": status}).decode()
         if changed:
             self.leases.fenced_hset(grant, keys.orders(grant.token_id), changed, self.clock.wall_ms())
         return len(changed)

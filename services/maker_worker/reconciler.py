@@ -5,8 +5,9 @@ with a reason code and its size.
 When:
 - ``takeover`` -- in ``TokenTrader.prepare`` at every lease acquisition, after the takeover cancel and
   before the first quote. No order of the token is ours yet, so every open venue order on it is
-  UNKNOWN and cancelled; the venue balance becomes the position (as before), a difference from
-  ``pb:tok`` ``position`` (+ ``redeem_pending``) is journaled POSITION_DRIFT (action ``venue_wins``).
+  UNKNOWN and cancelled. Then ``takeover.Settler`` settles every order record from the venue's
+  trades (fills at their prices, through the strategy) and compares the balance with the position
+  those fills imply (POSITION_DRIFT error, ``venue_wins``, only as a last resort).
 - ``periodic`` -- from the token's step every ``reconcile_interval_s`` (wall; ``Held.reconcile_due_wall_ms``).
   Orders: unknown venue orders are adopted (a PENDING record of ours with the same side, price, size
   whose id the venue does not know) or cancelled; records the venue does not list as open, or lists
@@ -94,25 +95,19 @@ class Reconciler:
         """A periodic reconcile of ``h`` is due (reconciled, still held, interval elapsed)."""
         return h.state is not None and not h.released and not h.state.done and wall_ms >= h.reconcile_due_wall_ms
 
-    def takeover(self, h: "Held", tok: dict[str, str]) -> Decimal:
-        """Cancel every open venue order of the token (fenced), read the balance, journal its drift from
-        ``tok``; returns the balance (shares), the position to start from. Schedules the periodic run.
+    def takeover(self, h: "Held", tok: dict[str, str]) -> None:
+        """Cancel every open venue order of the token (fenced) and schedule the periodic run. The
+        position is NOT taken from the balance here: ``takeover.Settler`` settles every order record
+        from the venue's trades first and only then compares the balance (``tok`` is unused, kept for
+        callers).
 
         Raises:
-            VenueError: listing or balance failed (the caller retries at the next step).
+            VenueError: the listing failed (the caller retries at the next step).
             LeaseLost: the fence refused a cancel (nothing was sent).
         """
         token = h.grant.token_id
         self._act(h, order_diff([], self._open(token)), None, "takeover")
-        balance = self.venue.token_balance(token)
-        recorded = recorded_position(tok)
-        if recorded is None:
-            self.journal.record("POSITION_DRIFT", token_id=token, level="warn", redis=tok.get("position", ""),
-                                venue=balance, diff="", source="takeover", action="venue_wins")
-        else:
-            self._position(token, position_drift(recorded, balance), "takeover", "venue_wins")
         h.reconcile_due_wall_ms = self.clock.wall_ms() + self.interval_ms
-        return balance
 
     def periodic(self, h: "Held", apply: Apply) -> None:
         """Reconcile orders then position (module doc). ``apply`` runs the strategy on one event.

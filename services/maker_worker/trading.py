@@ -12,7 +12,7 @@ new seq, so a Redis that lost its data costs one REST read, not a worker stuck o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Callable
 
@@ -30,7 +30,9 @@ from services.maker_worker.models import (
     Cancel, Event, Fill, Intent, MarketView, Note, Place, Redeem, Release, Tick, TokenState, Transition,
 )
 from services.maker_worker.orders import OrderDesk
-from services.maker_worker.reconciler import Reconciler
+from services.maker_worker.reconciler import Reconciler, recorded_position
+from services.maker_worker.fill_accounting import CLOSING
+from services.maker_worker.takeover import Settler
 from services.maker_worker.user_events import UserEvents
 from services.maker_worker.tokens import (
     TokenMetaError, initial_state, position_fields, resolution_events, tok_events,
@@ -54,6 +56,8 @@ class Held:
     last_seq: int = 0  # highest book seq acted on (0 = none yet)
     user_id: str = "0-0"  # last pb:user:{token} entry handled ("0-0" at acquisition: read from the start)
     reconcile_due_wall_ms: int = 0  # next periodic reconcile with the venue (wall ms; set by prepare)
+    reopened: bool = False  # a fill arrived while a close was being executed (the close is deferred)
+    feed_gen: str = ""  # the user feed's ``reconnects`` when this token's orders were last settled
 
 
 class TokenTrader:
@@ -65,6 +69,7 @@ class TokenTrader:
         self.journal, self.clock, self.s, self.params = journal, clock, settings, settings.params()
         self.user = UserEvents(r, leases, desk, journal, clock, settings.gateway_stale_ms)  # the user channel
         self.reconciler = Reconciler(r, leases, venue, desk, journal, clock, settings, self.user)
+        self.settler = Settler(self)  # orders settled from the venue's record: takeover and close checks
         # risk gate run just before an order is signed (the worker sets RiskDesk.admit); False = send nothing
         self.admit: Callable[[Held, Place], bool] = lambda h, p: True
 
@@ -81,6 +86,8 @@ class TokenTrader:
         for ev in events:
             self.apply(h, ev, market)
         self.user.sync(h, lambda ev: self.apply(h, ev, market))  # user channel; REST poll when it is down
+        if self.user.feed_gen != h.feed_gen:  # the user channel reconnected: settle what it may have missed
+            self.resweep(h, market)
         if self.reconciler.due(h, self.clock.wall_ms()):  # orders and position against the venue
             self.reconciler.periodic(h, lambda ev: self.apply(h, ev, market))
         self._tick(h, halted, room, market)
@@ -100,7 +107,8 @@ class TokenTrader:
 
     # ---- takeover and reconcile ----
     def prepare(self, h: Held, tok: dict[str, str], wall: int) -> bool:
-        """Cancel leftovers (after the grace period), take the position from the venue, build state."""
+        """Cancel leftovers (after the grace period), build state from the recorded position, settle every
+        order record from the venue's trades and statuses (``takeover.Settler``), check the balance."""
         token = h.grant.token_id
         if h.cleanup and wall < h.ready_wall_ms:
             return False
@@ -108,22 +116,28 @@ class TokenTrader:
             if h.cleanup:
                 h.grant = self.leases.renew(h.grant, self.clock.wall_ms(), self.s.lease_ttl_ms)  # fence first
                 res = self.venue.cancel_token(token)
-                closed = self.desk.close_records(h.grant)
                 self.journal.record("TAKEOVER_CANCELED", token_id=token, prev_worker=h.grant.prev_worker,
-                                    canceled=len(res.canceled), records=closed)
+                                    canceled=len(res.canceled))
                 h.cleanup = False
-            position = self.reconciler.takeover(h, tok)  # unknown orders cancelled, POSITION_DRIFT journaled
+            self.reconciler.takeover(h, tok)  # unknown open orders cancelled
+            h.state = initial_state(token, tok, recorded_position(tok) or Decimal(0), h.grant.mode,
+                                    self.clock.now_ms())
+            view = MarketView(None, None, h.state.tick_size, h.state.min_order_size, h.state.end_ms, False)
+            self.user.channel_up()  # notes the feed's reconnect count: settled up to here
+            h.feed_gen = self.user.feed_gen
+            self.settler.takeover(h, tok, lambda ev: self.apply(h, ev, view))  # fills before any quote
         except VenueError as exc:
+            h.state = None  # retried from pb:tok and the ledger: recovered fills are already persisted
             self.journal.record("RECONCILE_FAILED", token_id=token, level="warn", error=exc.message[:200])
             return False
-        now = self.clock.now_ms()
-        try:
-            h.state = initial_state(token, tok, position, h.grant.mode, now)
         except TokenMetaError as exc:
             self.journal.record("TOKEN_META_INVALID", token_id=token, level="error", detail=str(exc))
             self.transition(h, Transition("failed", "TOKEN_META_INVALID"))
             self.release(h, Release(True))
             return False
+        except Exception:
+            h.state = None  # never quote on a half-settled token: the next step settles again
+            raise
         h.neg_risk = tok.get("neg_risk", "").lower() in ("1", "true")
         self.leases.fenced_hset(h.grant, keys.tok(token), position_fields(h.state), self.clock.wall_ms())
         return True
@@ -156,6 +170,8 @@ class TokenTrader:
         """Run the strategy on ``ev`` and execute its intents; True when an order was cancelled."""
         assert h.state is not None
         before = h.state
+        if isinstance(ev, Fill) and before.done:  # a fill racing a close counts; the close is decided again
+            h.state, h.reopened = replace(before, done=False), True
         h.state, intents = strategy.step(h.state, market, ev, self.clock.now_ms(), self.params)
         if isinstance(ev, Fill):
             self.on_fill(h, ev, before)
@@ -164,7 +180,7 @@ class TokenTrader:
     def execute(self, h: Held, intents: list[Intent], market: MarketView) -> bool:
         """Perform intents in order; outcomes go back into the strategy as events."""
         assert h.state is not None
-        cancelled = False
+        cancelled = deferred = False
         for i in intents:
             events: list[Event] = []
             if isinstance(i, Place):
@@ -178,9 +194,13 @@ class TokenTrader:
                 h.grant = self.leases.renew(h.grant, self.clock.wall_ms(), self.s.lease_ttl_ms)  # fence first
                 events, cancelled = self.desk.cancel(h.grant, order, i.why), True
             elif isinstance(i, Transition):
+                if i.state in CLOSING and (h.state.done or h.reopened) and not self.may_close(h, i, market):
+                    deferred = True
+                    continue
                 self.transition(h, i)
             elif isinstance(i, Release):
-                self.release(h, i)
+                if not deferred:
+                    self.release(h, i)
             elif isinstance(i, Note):
                 self.journal.record(i.reason, token_id=h.grant.token_id, level=i.level, **i.fields)
             elif isinstance(i, Redeem):
@@ -188,6 +208,29 @@ class TokenTrader:
             for ev in events:
                 self.apply(h, ev, market)
         return cancelled
+
+    def resweep(self, h: Held, market: MarketView) -> None:
+        """Settle the token's orders from the venue after a user-channel reconnect (``Settler.sweep``);
+        a venue failure is journaled RECONCILE_FAILED and retried at the next step."""
+        gen = self.user.feed_gen
+        try:
+            self.settler.sweep(h, lambda ev: self.apply(h, ev, market), "reconnect")
+            h.feed_gen = gen
+        except VenueError as exc:
+            self.journal.record("RECONCILE_FAILED", token_id=h.grant.token_id, level="warn", source="reconnect",
+                                error=exc.message[:200])
+
+    def may_close(self, h: Held, t: Transition, market: MarketView) -> bool:
+        """The venue check before a close (``Settler.may_close``); a fill that raced the close re-opens
+        the token instead (journaled CLOSE_DEFERRED), so the strategy decides on the new position."""
+        assert h.state is not None
+        if h.reopened:
+            h.reopened = False
+            h.state = replace(h.state, done=False)
+            self.journal.record("CLOSE_DEFERRED", token_id=h.grant.token_id, level="warn", state=t.state,
+                                why=t.reason, position=h.state.position, cause="FILL_DURING_CLOSE")
+            return False
+        return self.settler.may_close(h, t, lambda ev: self.apply(h, ev, market))
 
     def on_fill(self, h: Held, f: Fill, before: TokenState) -> None:
         """Persist position (fenced), journal FILL, count it; add realized P&L and halt past the limit."""

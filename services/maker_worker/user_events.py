@@ -9,11 +9,13 @@ missed) and turns the entries into the strategy events polling produced:
   those trades (the strategy must not see its entry gone with no fill, or it would buy again); if
   they do not come within ``AWAIT_TRADES_MS`` (wall) the order is read once by REST instead.
 - ``trade`` entry: a fill, recorded ONCE per (trade id, order id) in ``pb:fills:{token}`` through the
-  fence, at the TRADE's price. Only orders of this lease (tracked, or a record with our fence) move
-  the position: fills of earlier holders' orders are already in the venue balance the takeover
-  reconciled, and are only logged in the ledger (``counted`` 0). A fill counts what exceeds the
-  size already accounted for its order (by a REST poll that saw ``size_matched`` grow, or earlier
-  trades), so polling and the channel can alternate without counting a share twice.
+  fence, at the TRADE's price. Every order we sent on the token moves the position (tracked, or any
+  ``pb:orders`` record, whatever its fence: the takeover no longer takes the position from the
+  balance, it settles earlier holders' orders from their trades, ``takeover.Settler``). A fill
+  counts what exceeds the size already accounted for its order (``fill_accounting.trade_count``: a REST
+  poll that saw ``size_matched`` grow, or earlier trades), so polling, the channel and a takeover's
+  trade listing can alternate without counting a share twice. A trade of an order we have no record
+  of is only logged (``counted`` 0); the takeover and close checks adopt such orders.
 - a trade FAILED after it was counted is journaled ``FILL_FAILED_AFTER_MATCH`` (error).
 
 REST polling (``OrderDesk.poll``) runs only while the feed's ``pb:user:feed`` is not healthy
@@ -35,6 +37,7 @@ from libs.common.journal import Journal
 from libs.common.leases import Leases
 from services.maker_worker.models import ZERO, Event, Fill, OpenOrder, OrderGone, OrderLive
 from services.maker_worker.orders import OrderDesk
+from services.maker_worker.fill_accounting import ledger_accounted, trade_count
 
 if TYPE_CHECKING:
     from services.maker_worker.trading import Held
@@ -80,12 +83,17 @@ class UserEvents:
         self.polled = 0  # REST order polls made (fallback and PENDING resolution)
         # order id -> (token, final status, venue matched, since wall ms): final orders awaiting their trades
         self._awaiting: dict[str, tuple[str, str, Decimal, int]] = {}
+        self.feed_gen = ""  # the feed's ``reconnects`` as last read ("" = not read yet)
 
     def channel_up(self) -> bool:
-        """``feed_ok`` of the feed's health hash, read at most every HEALTH_CACHE_MS."""
+        """``feed_ok`` of the feed's health hash, read at most every HEALTH_CACHE_MS; also notes the
+        feed's ``reconnects`` count as ``feed_gen`` (a change = the channel reconnected: fills made
+        while it was down are settled from the venue, ``takeover.Settler.sweep``)."""
         wall = self.clock.wall_ms()
         if wall - self._health[0] >= HEALTH_CACHE_MS:
-            self._health = (wall, feed_ok(self.r.hgetall(keys.USER_FEED), wall, self.stale_ms))
+            health = self.r.hgetall(keys.USER_FEED)
+            self._health = (wall, feed_ok(health, wall, self.stale_ms))
+            self.feed_gen = health.get("reconnects", "")
         return self._health[1]
 
     def sync(self, h: "Held", apply: Callable[[Event], None]) -> None:
@@ -169,12 +177,12 @@ class UserEvents:
         if key in ledger:
             return self._status_change(h, key, ledger[key], status)
         size, wall = _dec(f, "size"), self.clock.wall_ms()
-        owned, rec_status = self._owned(h, oid)
+        owned, rec_status, rec_fence = self._owned(h, oid)
         counted = ZERO
         if owned is not None and status != "FAILED":
-            total = sum((_dec(e, "size") for e in ledger.values()
-                         if e.get("order_id") == oid and e.get("status") != "FAILED"), ZERO) + size
-            counted = fill_size(total, owned.matched)
+            prior = ledger_accounted(ledger.values(), oid, rec_fence)
+            counted = trade_count(prior, owned.matched, size)
+            owned = replace(owned, matched=max(owned.matched, prior))
         rec = {**{k: f.get(k, "") for k in ("trade_id", "order_id", "side", "price", "ts_ms", "source")},
                "side": owned.side if owned is not None else f.get("side", ""), "size": str(size),
                "status": status, "counted": str(counted), "fence": str(h.grant.fence)}
@@ -207,25 +215,27 @@ class UserEvents:
                 self.journal.record("FILL_RECORD_MALFORMED", token_id=token, level="error", key=key, value=text[:200])
         return out
 
-    def _owned(self, h: "Held", oid: str) -> tuple[OpenOrder | None, str]:
-        """``(order, "")`` for a tracked order; ``(order, record status)`` from the ``pb:orders`` record
-        of an order of this lease (our fence) no longer tracked; ``(None, "")`` otherwise."""
+    def _owned(self, h: "Held", oid: str) -> tuple[OpenOrder | None, str, str]:
+        """``(order, "", our fence)`` for a tracked order; ``(order, record status, record fence)`` from
+        the ``pb:orders`` record of any other order we sent on the token (this lease's or an earlier
+        holder's); ``(None, "", "")`` when there is no usable record."""
         assert h.state is not None
         o = next((x for x in h.state.orders if x.order_id == oid), None)
         if o is not None:
-            return o, ""
+            return o, "", str(h.grant.fence)
         text = self.r.hget(keys.orders(h.grant.token_id), oid)
+        if not text:
+            return None, "", ""
         try:
-            rec = orjson.loads(text) if text else None
-            if not isinstance(rec, dict) or int(rec.get("fence", -1)) != h.grant.fence:
-                return None, ""
+            rec = orjson.loads(text)
+            status = str(rec.get("status") or "MATCHED")
             return OpenOrder(oid, rec["side"], Decimal(rec["price"]), Decimal(rec["size"]), str(rec.get("purpose", "")),
                              int(rec.get("ts_ms") or 0), Decimal(rec.get("matched") or "0"),
-                             str(rec.get("status") or "MATCHED")), str(rec.get("status") or "MATCHED")
-        except (orjson.JSONDecodeError, KeyError, ValueError, InvalidOperation, TypeError):
+                             status), status, str(rec.get("fence", ""))
+        except (orjson.JSONDecodeError, KeyError, ValueError, InvalidOperation, TypeError, AttributeError):
             self.journal.record("ORDER_RECORD_MALFORMED", token_id=h.grant.token_id, level="error", order_id=oid,
                                 value=str(text)[:200])
-            return None, ""
+            return None, "", ""
 
     def _status_change(self, h: "Held", key: str, rec: dict, status: str) -> list[Event]:
         """A later settlement status of a known fill: record it; FAILED after counting is an error."""

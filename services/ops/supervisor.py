@@ -180,3 +180,23 @@ class Supervisor:
 def venue_ready(clob_url: str) -> bool:
     """True once the venue answers ``GET /ok``."""
     return httpx.get(f"{clob_url}/ok", timeout=1.0).status_code == 200
+
+
+def pause_redis(sup: Supervisor) -> None:
+    """SIGSTOP the supervisor's private redis-server: it keeps its sockets and data but answers nothing
+    (a stall, as a long fork, swap or VM pause makes one) until ``resume_redis``.
+
+    Raises:
+        SupervisorError: the run uses an external Redis (PB_REDIS_URL), which is never touched.
+    """
+    proc = sup._redis_proc  # noqa: SLF001 - the supervisor's own process, owned by this module
+    if proc is None or proc.poll() is not None:
+        raise SupervisorError("pause_redis needs the running private redis-server (PB_REDIS_URL was given)")
+    proc.send_signal(signal.SIGSTOP)
+
+
+def resume_redis(sup: Supervisor) -> None:
+    """SIGCONT the redis-server ``pause_redis`` stopped (a no-op when it is not paused)."""
+    proc = sup._redis_proc  # noqa: SLF001 - see pause_redis
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)

@@ -15,7 +15,7 @@ from libs.common.venue import VenueUnavailable
 from libs.common.venue_types import TradeFill
 from services.user_feed.parse import fill_entry
 from services.user_feed.store import StreamStore
-from tests.worker_fakes import FakeOrder, Rig, T, hold
+from tests.worker_fakes import FakeOrder, Rig, T, hold, entered
 
 D = Decimal
 INTERVAL_MS = 10_000  # PB_RECONCILE_INTERVAL_S paper default
@@ -32,14 +32,6 @@ def stray(rig: Rig, oid: str = "stray", side: str = "SELL", price: str = "0.60",
     o = FakeOrder(oid, T, side, D(price), D(size), True)
     rig.venue.orders[oid] = o
     return o
-
-
-def entered(rig: Rig) -> FakeOrder:
-    rig.offer()
-    rig.set_book("0.50", "0.51")
-    rig.step()
-    (buy,) = rig.venue.live(T)
-    return buy
 
 
 def past_interval(rig: Rig) -> None:

@@ -114,24 +114,28 @@ def test_partial_fills_by_trade_then_the_rest_by_a_poll_sum_to_the_order(r: Redi
     assert sum(D(f["size"]) for f in rig.events("FILL")) == 10
 
 
-def test_trades_of_an_earlier_lease_do_not_move_the_reconciled_position(r: Redis) -> None:
+def test_an_earlier_leases_fill_is_counted_once_at_the_takeover_and_not_again_from_the_channel(r: Redis) -> None:
+    """Issue 11: the new holder settles the earlier holder's order from the venue's trades (one FILL at
+    the trade's price) instead of taking the balance; the channel's copy of the same trade adds nothing."""
     feed(r)
     rig = Rig(r)
     buy = entry(rig)
     rig.venue.fill(buy)
     rig.step()  # w1 has not seen the trade yet ...
     # ... and dies; its trade is published, and w2 takes the lease after expiry and reads the stream from its start
-    trade(rig, buy, "10", "0.50", "t-1")
+    trade(rig, buy, "10", "0.50", f"trade-{buy}")  # the venue's own trade id (FakeVenue.trades)
     rig2 = Rig(r, "w2", venue=rig.venue, clock=rig.clock)
     rig.clock.advance(30_000)
     rig2.offer()
     rig2.set_book("0.50", "0.51")
     rig2.step(n=3, ms=6_000)
     assert r.hget(keys.lease(T), "worker") == "w2"
-    assert D(rig2.tok()["position"]) == 10, "position comes from the venue balance at the takeover"
-    assert rig.events("FILL") == [], "the earlier holder's trade is not counted again on top of the balance"
+    assert D(rig2.tok()["position"]) == 10 and D(rig2.tok()["avg_entry"]) == D("0.50")
+    (fill,) = rig.events("FILL")
+    assert fill["order_id"] == buy and D(fill["size"]) == 10 and r.hget(keys.SUMMARY, "fills") == "1"
     (rec,) = [orjson.loads(v) for v in r.hvals(keys.fills(T))]
-    assert rec["trade_id"] == "t-1" and D(rec["counted"]) == 0
+    assert rec["trade_id"] == f"trade-{buy}" and D(rec["counted"]) == 10
+    assert rig.events("POSITION_DRIFT") == []
 
 
 def test_settlement_status_only_moves_forward_and_a_failed_fill_is_an_error(r: Redis) -> None:
