@@ -135,5 +135,5 @@ def clock_for_mode(r: Redis, mode: str, wait_s: float = 60.0) -> Clock:
             return clock
         if time.monotonic() > deadline:
             raise TimeoutError(f"no replay clock at {keys.CLOCK} after {wait_s}s: start the venue")
-        log.info("waiting for the venue's replay clock key=%s", keys.CLOCK)
+        log.debug("waiting for the venue's replay clock key=%s", keys.CLOCK)  # callers log CLOCK_WAIT
         time.sleep(0.2)

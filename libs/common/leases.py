@@ -5,6 +5,23 @@ A token that should be traded has a lease hash ``pb:lease:{token}`` created by t
 that only ever increases. The worker ``renew``s every few seconds and checks every state write and
 every order through ``fenced_hset``; any refusal raises ``LeaseLost`` and the worker stops trading
 that token at once. Times are wall milliseconds (``Clock.wall_ms``), never replay time.
+
+Takeover rule (SPEC S2: a takeover waits for evidence that the holder is gone). A Redis stall stops
+every renew and every heartbeat at once, so ``expires_ms`` passing is not by itself that evidence.
+Another worker's lease counts as held until :func:`holder_deadline`::
+
+    max(expires_ms, up_since_ms + grace_ms, min(beat_ms, expires_ms) + grace_ms)
+
+``beat_ms`` is the holder's last heartbeat (``pb:workers``, wall ms), ``up_since_ms`` the wall ms
+since which the deciding process has seen Redis answering (the end of its last outage, or its
+start), ``grace_ms`` the lease TTL. So a holder that was only waiting on Redis gets one TTL after
+Redis answers again to renew (``renew`` accepts a lease that expired while nobody took it over:
+same worker, same fence), and one TTL after expiry while its heartbeat is that fresh; a holder whose
+heartbeat is stale (dead, frozen, cut off) is taken over at expiry, as before. ``acquire`` (Lua)
+and the scheduler (re-offer, withdraw, MARKET_ENDED while unheld) apply the same rule. Safety does
+not rest on it: the fence still guards every write, ``fenced_hset`` refuses an expired lease until
+its holder renewed, and a new holder still waits out ``prev_expires_ms + http_timeout`` and cancels
+the token's orders before quoting.
 """
 from __future__ import annotations
 
@@ -14,6 +31,19 @@ from typing import Mapping
 from redis import Redis
 
 from libs.common import keys, lua
+
+
+def holder_deadline(expires_ms: int, beat_ms: int, up_since_ms: int, grace_ms: int) -> int:
+    """Wall ms until which a lease held by another worker still counts as held (module docstring).
+
+    Args:
+        expires_ms: the lease's expiry; beat_ms: the holder's last heartbeat (0 = none);
+        up_since_ms: since when the caller has seen Redis answering; grace_ms: the lease TTL (0 = plain
+        expiry, the rule before a Redis outage could be told from a dead holder).
+    """
+    if grace_ms <= 0:
+        return expires_ms
+    return max(expires_ms, up_since_ms + grace_ms, min(beat_ms, expires_ms) + grace_ms)
 
 
 class LeaseLost(Exception):
@@ -52,6 +82,7 @@ class Leases:
 
     def __init__(self, r: Redis) -> None:
         self.r = r
+        self.last_refusal = ""  # why the last ``acquire`` returned None (HELD, GRACE, CHANGED, NOT_OFFERED)
         self._s = {n: lua.register(r, n) for n in
                    ("lease_offer", "lease_acquire", "lease_renew", "lease_release", "lease_withdraw",
                     "fenced_hset")}
@@ -60,19 +91,32 @@ class Leases:
         """Create an unheld lease in ``mode``, or set the mode of the existing one. True if created."""
         return bool(self._s["lease_offer"](keys=[keys.lease(token_id)], args=[mode, now_ms]))
 
-    def acquire(self, token_id: str, worker_id: str, now_ms: int, ttl_ms: int) -> Grant | None:
-        """Claim the lease; None when not offered or held by another live worker."""
+    def acquire(self, token_id: str, worker_id: str, now_ms: int, ttl_ms: int, grace_ms: int = 0,
+                up_since_ms: int = 0) -> Grant | None:
+        """Claim the lease; None when not offered or still held by another worker (``last_refusal``).
+
+        With ``grace_ms`` (the lease TTL) the takeover rule of :func:`holder_deadline` applies: the
+        holder's heartbeat is read first (one round trip) and the script refuses a takeover before
+        that deadline. ``grace_ms=0`` is plain expiry.
+        """
+        holder, beat = "", 0
+        if grace_ms > 0:
+            holder = self.r.hget(keys.lease(token_id), "worker") or ""
+            if holder and holder != worker_id:
+                beat = int(self.r.zscore(keys.WORKERS, holder) or 0)
         res = self._s["lease_acquire"](keys=[keys.lease(token_id), keys.fence(token_id)],
-                                        args=[worker_id, now_ms, ttl_ms])
+                                        args=[worker_id, now_ms, ttl_ms, holder, beat, up_since_ms, grace_ms])
         if int(res[0]) != 1:
+            self.last_refusal = str(res[1])
             return None
         return Grant(token_id, worker_id, int(res[1]), str(res[2]), now_ms + ttl_ms, str(res[3]), int(res[4]))
 
     def renew(self, grant: Grant, now_ms: int, ttl_ms: int) -> Grant:
-        """Extend ``grant``; returns it with the new expiry and current mode.
+        """Extend ``grant``; returns it with the new expiry and current mode. A lease that expired while
+        nobody took it over (same worker and fence) is renewed too (see the takeover rule).
 
         Raises:
-            LeaseLost: another holder, a newer fence, no lease, or already expired.
+            LeaseLost: another holder, a newer fence, released, or no lease.
         """
         res = self._s["lease_renew"](keys=[keys.lease(grant.token_id)],
                                       args=[grant.worker_id, grant.fence, now_ms, ttl_ms])

@@ -8,27 +8,13 @@ import logging
 import sys
 import threading
 
-from redis import Redis
-
 from libs.common import runtime
-from libs.common.clock import Clock, clock_for_mode
 from libs.common.journal import Journal
-from libs.common.redis_client import make_redis
 from libs.common.venue import VenueClient
 from services.maker_worker.config import WorkerSettings
 from services.maker_worker.service import Worker
 
 log = logging.getLogger("services.maker_worker")
-
-
-def wait_for_clock(r: Redis, mode: str, stop: threading.Event) -> Clock | None:
-    """The market clock (paper: the venue's replay clock, waited for); None when stopped meanwhile."""
-    while not stop.is_set():
-        try:
-            return clock_for_mode(r, mode, wait_s=1.0)
-        except TimeoutError as exc:
-            log.warning("event CLOCK_WAIT detail=%s", exc)
-    return None
 
 
 def main() -> int:
@@ -38,10 +24,10 @@ def main() -> int:
         return 2
     stop = threading.Event()
     runtime.install_stop_handlers(stop)
-    r = make_redis(settings, client_name="maker_worker")
-    clock = wait_for_clock(r, settings.mode, stop)
-    if clock is None:
+    conn = runtime.connect(settings, "maker_worker", stop)  # waits for Redis (one line per window), then the clock
+    if conn is None:
         return 0
+    r, gate, clock = conn
     worker_id = runtime.instance_name("maker_worker", settings.worker_id or settings.instance_id)
     journal = Journal(r, "maker_worker", clock)
     try:
@@ -50,10 +36,11 @@ def main() -> int:
         log.error("event BAD_SETTING %s", exc)
         return 2
     worker = Worker(r, venue, settings, clock, journal, worker_id)
+    worker.redis_up_since = lambda: gate.up_since_ms  # lease takeover rule (docs/contracts.md "Leases")
     log.info("maker_worker start worker_id=%s clob_url=%s mode=%s", worker_id, settings.clob_url, settings.mode)
     try:
         runtime.run_loop(worker.step, stop, clock, settings.step_interval_s, journal,
-                         idle=lambda seconds: worker.idle(seconds, stop))
+                         idle=lambda seconds: worker.idle(seconds, stop), gate=gate, on_recover=worker.renew_due)
     finally:
         worker.shutdown()
     return 0

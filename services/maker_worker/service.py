@@ -69,9 +69,11 @@ class Worker:
         self._gw_ok = False  # the gateway's health as the last step saw it
         self._last_beat = 0
         self._connect_failures = 0  # failed venue.connect() calls so far; -1 once connected
+        self.redis_up_since: Callable[[], int] = lambda: 0  # RedisGate.up_since_ms (set by __main__)
 
     def step(self) -> None:
         """One iteration (see module docstring). Redis errors propagate to ``run_loop``."""
+        self.renew_due()  # first: after any stall (Redis, this process) the held leases come before all else
         wall = self.clock.wall_ms()
         self._heartbeat(wall)
         halt = self.r.get(keys.HALT)
@@ -117,6 +119,26 @@ class Worker:
             if token in self.held:
                 self._guarded(token, lambda h, room: self.trader.quote(h, book, self._gw_ok, self._halted, room))
 
+    def renew_due(self) -> None:
+        """Renew every held lease not renewed for a third of the TTL (a stall: Redis was down or this
+        process was paused), before any other Redis or venue work; also ``run_loop``'s ``on_recover``.
+        A lease renewed after its expiry (nobody took it over) is journaled LEASE_RENEWED_LATE; a lost
+        one drops the token (LEASE_LOST). Redis errors propagate."""
+        ttl = self.s.lease_ttl_ms
+        for token, h in list(self.held.items()):
+            wall = self.clock.wall_ms()
+            if h.grant.expires_ms - wall > ttl * 2 // 3:
+                continue
+            try:
+                late_ms = wall - h.grant.expires_ms
+                h.grant = self.leases.renew(h.grant, wall, ttl)
+                if late_ms > 0:
+                    self.journal.record("LEASE_RENEWED_LATE", token_id=token, level="warn", fence=h.grant.fence,
+                                        late_ms=late_ms)
+            except LeaseLost as exc:
+                self.journal.record("LEASE_LOST", token_id=token, level="error", fence=exc.fence, why=exc.why)
+                self._drop(token)
+
     def _heartbeat(self, wall: int) -> None:
         self.r.zadd(keys.WORKERS, {self.id: wall})
         if wall - self._last_beat >= 1000:
@@ -150,7 +172,8 @@ class Worker:
                 continue
             if self._halted and self.leases.read(token).get("mode") != "exit_only":
                 continue
-            grant = self.leases.acquire(token, self.id, wall, self.s.lease_ttl_ms)
+            grant = self.leases.acquire(token, self.id, wall, self.s.lease_ttl_ms, grace_ms=self.s.lease_ttl_ms,
+                                        up_since_ms=self.redis_up_since())  # takeover rule: leases.py
             if grant is None:
                 continue
             self.r.zrem(keys.SCHED_OFFERS, token)

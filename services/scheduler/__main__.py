@@ -9,9 +9,7 @@ import sys
 import threading
 
 from libs.common import runtime
-from libs.common.clock import clock_for_mode
 from libs.common.journal import Journal
-from libs.common.redis_client import make_redis
 from services.scheduler.config import SchedulerSettings
 from services.scheduler.gamma import GammaClient
 from services.scheduler.heartbeat import ExchangeHeartbeat
@@ -23,7 +21,7 @@ log = logging.getLogger("services.scheduler")
 def _exchange_heartbeat(settings: SchedulerSettings, journal: Journal) -> ExchangeHeartbeat:
     from libs.common.venue import VenueClient  # live only: the one adapter over polymarket-client
 
-    client = VenueClient.from_settings(settings, settings.clob_url, min(settings.heartbeat_interval_s, 5.0))
+    client = VenueClient.from_settings(settings, settings.clob_url, min(settings.heartbeat_interval_s, settings.http_timeout_s))
     return ExchangeHeartbeat(client, journal, int(settings.heartbeat_interval_s * 1000))
 
 
@@ -33,13 +31,18 @@ def main() -> int:
     if settings is None:
         return 2
     instance = runtime.instance_name("scheduler", settings.instance_id)
-    r = make_redis(settings, client_name=instance)
-    clock = clock_for_mode(r, settings.mode)
-    journal = Journal(r, "scheduler", clock)
     stop = threading.Event()
     runtime.install_stop_handlers(stop)
+    conn = runtime.connect(settings, instance, stop)  # waits for Redis (one line per window), then the clock
+    if conn is None:
+        return 0
+    r, gate, clock = conn
+    journal = Journal(r, "scheduler", clock)
     gamma = GammaClient(settings.gamma_url, settings.gamma_timeout_s)
-    service = Scheduler(r, clock, journal, settings, gamma, instance)
+    service = gate.call(lambda: Scheduler(r, clock, journal, settings, gamma, instance))
+    if service is None:
+        return 0
+    service.store.redis_up_since = lambda: gate.up_since_ms  # lease takeover rule (docs/contracts.md "Leases")
     if settings.mode == "live":
         try:
             beat = _exchange_heartbeat(settings, journal)
@@ -50,7 +53,7 @@ def main() -> int:
     log.info("scheduler started instance=%s mode=%s max_active=%d gamma=%s", instance, settings.mode,
              settings.max_active_tokens, settings.gamma_url)
     try:
-        runtime.run_loop(service.step, stop, clock, settings.step_interval_s, journal)
+        runtime.run_loop(service.step, stop, clock, settings.step_interval_s, journal, gate=gate)
     finally:
         gamma.close()
         log.info("scheduler stopped instance=%s", instance)

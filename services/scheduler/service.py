@@ -49,6 +49,7 @@ class Scheduler:
         self.instance_id = instance_id
         self.rules = Rules.from_settings(settings)
         self.store = Store(r, Leases(r), journal)
+        self.store.lease_grace_ms = settings.lease_ttl_ms  # takeover rule: docs/contracts.md "Leases"
         self.consumer = SignalConsumer(r, instance_id, journal, settings.signal_batch, settings.claim_idle_ms)
         self._failures: dict[str, int] = {}
         self._said: set[tuple[str, str]] = set()
@@ -104,12 +105,8 @@ class Scheduler:
             self.consumer.ack(sig.stream_id)
             return
         view = self.store.token(sig.token_id)
-        try:
-            decide = lifecycle.on_sell if sig.side == "SELL" else lifecycle.on_buy
-            d = decide(view, sig, now_ms, wall_ms, self.rules)
-        except BadField as exc:
-            self.store.report_bad(exc, "tok")
-            d = Decision(sig.token_id)
+        decide = lifecycle.on_sell if sig.side == "SELL" else lifecycle.on_buy
+        d = decide(view, sig, now_ms, wall_ms, self.rules)  # a bad token field: TOKEN_FIELD_INVALID
         applied = self.store.apply(d, now_ms, wall_ms)
         if applied and d.transition is not None and d.transition.state == "candidate":
             self.resolve(sig.token_id, sig.ts_ms, 0, now_ms, wall_ms)

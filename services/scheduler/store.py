@@ -12,17 +12,17 @@ releases the lease, so a lease seen gone or unheld implies the final state is se
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping
 
 from redis import Redis
 from redis.exceptions import WatchError
 
 from libs.common import keys
 from libs.common.journal import Journal
-from libs.common.leases import Leases
+from libs.common.leases import Leases, holder_deadline
 from services.scheduler.model import (
-    BadField, BookView, Decision, Effect, HealthRecord, LeaseView, TokenView, Transition,
+    SIGNAL_OF_TOKEN, BadField, BookView, Decision, Effect, HealthRecord, LeaseView, TokenView, Transition,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ class Store:
     def __init__(self, r: Redis, leases: Leases, journal: Journal) -> None:
         self.r, self.leases, self.journal = r, leases, journal
         self._reported: set[tuple[str, str, str]] = set()
+        # takeover rule (libs.common.leases.holder_deadline): a held lease counts as held until that
+        # deadline; 0 = plain expiry. Set by Scheduler (lease TTL) and __main__ (RedisGate.up_since_ms).
+        self.lease_grace_ms = 0
+        self.redis_up_since: Callable[[], int] = lambda: 0
 
     # ---- reading ----
     def universe(self) -> list[str]:
@@ -81,15 +85,16 @@ class Store:
         pipe.zrange(keys.SCHED_PENDING, 0, -1, withscores=True)
         pipe.hgetall(keys.MD_GATEWAY)
         pipe.hgetall(keys.SCHED_HEALTH)
+        pipe.zrange(keys.WORKERS, 0, -1, withscores=True)
         res = pipe.execute()
         n = 3 * len(tokens)
-        tracked, subs, offers, queue, gateway, health = res[n:]
+        tracked, subs, offers, queue, gateway, health, beats = res[n:]
         offer_at = {t: int(s) for t, s in offers}
         pending = {t for t, _ in queue}
         views = {}
         for i, t in enumerate(tokens):
             views[t] = TokenView(
-                t, res[3 * i + 1], self._lease(t, res[3 * i]), self._book(t, res[3 * i + 2]),
+                t, res[3 * i + 1], self._lease(t, res[3 * i], dict(beats)), self._book(t, res[3 * i + 2]),
                 self._health(t, health.get(t)), t in subs, t in offer_at, offer_at.get(t, 0), t in pending,
                 t in tracked)
         gateway_health = self._health(GATEWAY_FIELD, health.get(GATEWAY_FIELD))
@@ -100,12 +105,19 @@ class Store:
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(keys.lease(token_id))
         pipe.hgetall(keys.tok(token_id))
-        lease, tok = pipe.execute()
-        return TokenView(token_id, tok, self._lease(token_id, lease))
+        pipe.zrange(keys.WORKERS, 0, -1, withscores=True)
+        lease, tok, beats = pipe.execute()
+        return TokenView(token_id, tok, self._lease(token_id, lease, dict(beats)))
 
-    def _lease(self, token_id: str, raw: Mapping[str, str]) -> LeaseView:
+    def _lease(self, token_id: str, raw: Mapping[str, str], beats: Mapping[str, float]) -> LeaseView:
+        """The lease as read; a held one's ``expires_ms`` is its takeover deadline (``holder_deadline``)."""
         try:
-            return LeaseView.parse(token_id, raw)
+            view = LeaseView.parse(token_id, raw)
+            if not self.lease_grace_ms or not view.worker:
+                return view
+            deadline = holder_deadline(view.expires_ms, int(beats.get(view.worker, 0)), self.redis_up_since(),
+                                       self.lease_grace_ms)
+            return replace(view, expires_ms=deadline)
         except BadField as exc:
             self.report_bad(exc, "lease")
             return LeaseView(True, raw.get("worker", ""), 0, raw.get("mode", ""))
@@ -159,23 +171,35 @@ class Store:
 
     def apply(self, d: Decision, now_ms: int, wall_ms: int) -> bool:
         """Execute one decision; False when its transition's guard failed (nothing else done) or a
-        lease withdrawal was refused (cleanup deferred)."""
+        lease withdrawal was refused (cleanup deferred). Every journal record of a decision that is the
+        effect of a signal carries ``signal_id``."""
         found = ""
+        tag = self._signal_tag(d)
         if d.transition is not None:
             ok, found = self.cas(d.token_id, d.transition, now_ms)
             if not ok:
                 self.journal.record("TRANSITION_CONFLICT", token_id=d.token_id, level="warn", want=d.transition.state,
-                                    why=d.transition.reason, expected="|".join(d.transition.expect), found=found)
+                                    why=d.transition.reason, expected="|".join(d.transition.expect), found=found,
+                                    **tag)
                 return False
         if not self._effects(d.token_id, d.effects, wall_ms):
             return False
         if d.transition is not None:
             t = d.transition
             self.journal.record(t.reason, token_id=d.token_id, level=t.level, state=t.state, prev=found or "none",
-                                **t.info)
+                                **{**tag, **t.info})
         for n in d.notes:
-            self.journal.record(n.reason, token_id=d.token_id, level=n.level, **n.fields)  # type: ignore[arg-type]
+            fields: dict[str, object] = {**tag, **n.fields}
+            self.journal.record(n.reason, token_id=d.token_id, level=n.level, **fields)  # type: ignore[arg-type]
         return True
+
+    def _signal_tag(self, d: Decision) -> dict[str, str]:
+        """``{"signal_id": ...}`` for a decision that is a signal's effect (``SIGNAL_OF_TOKEN``: read the
+        token's ``last_signal_id``), else {}."""
+        signal_id = d.signal_id
+        if signal_id == SIGNAL_OF_TOKEN:
+            signal_id = self.r.hget(keys.tok(d.token_id), "last_signal_id") or ""
+        return {"signal_id": signal_id} if signal_id else {}
 
     def _effects(self, token_id: str, effects: tuple[Effect, ...], wall_ms: int) -> bool:
         for e in effects:

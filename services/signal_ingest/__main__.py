@@ -8,10 +8,8 @@ import logging
 import sys
 import threading
 
-from libs.common.clock import clock_for_mode
 from libs.common import runtime
 from libs.common.journal import Journal
-from libs.common.redis_client import make_redis
 from libs.common.runtime import install_stop_handlers, instance_name, run_loop
 from services.signal_ingest.config import IngestSettings
 from services.signal_ingest.data_api import DataApi
@@ -25,20 +23,24 @@ def main() -> int:
     settings = runtime.boot(SERVICE, IngestSettings)
     if settings is None:
         return 2
-    r = make_redis(settings, client_name=SERVICE)
-    clock = clock_for_mode(r, settings.mode)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    conn = runtime.connect(settings, SERVICE, stop)  # waits for Redis (one line per window), then the clock
+    if conn is None:
+        return 0
+    r, gate, clock = conn
     journal = Journal(r, SERVICE, clock)
     instance = instance_name(SERVICE, settings.instance_id)
     api = DataApi(settings.data_api_url, settings.http_timeout_s)
-    service = SignalIngest(r, settings, clock, journal, api, instance)
-    stop = threading.Event()
-    install_stop_handlers(stop)
+    service = gate.call(lambda: SignalIngest(r, settings, clock, journal, api, instance))
+    if service is None:
+        return 0
     leaders = ",".join(f"{t.account}>={t.min_size}" for t in settings.enabled_leaders())
     journal.record("SERVICE_STARTED", instance=instance, leaders=leaders, data_api_url=settings.data_api_url,
                    data_api_version=settings.data_api_version,
                    poll_interval_s=settings.poll_interval_s)
     try:
-        run_loop(service.step, stop, clock, min(1.0, settings.poll_interval_s), journal)
+        run_loop(service.step, stop, clock, min(1.0, settings.poll_interval_s), journal, gate=gate)
     finally:
         api.close()
         journal.record("SERVICE_STOPPED", instance=instance)

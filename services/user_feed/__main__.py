@@ -8,8 +8,6 @@ import threading
 
 from libs.common import runtime
 from libs.common.journal import Journal
-from libs.common.redis_client import make_redis
-from services.maker_worker.__main__ import wait_for_clock
 from services.user_feed.config import UserFeedSettings
 from services.user_feed.service import UserFeed
 
@@ -25,18 +23,20 @@ def main() -> int:
     stop = threading.Event()
     runtime.install_stop_handlers(stop)
     instance = runtime.instance_name("user_feed", settings.instance_id)
-    r = make_redis(settings, client_name=instance)
-    clock = wait_for_clock(r, settings.mode, stop)
-    if clock is None:
+    conn = runtime.connect(settings, instance, stop)  # waits for Redis (one line per window), then the clock
+    if conn is None:
         return 0
+    r, gate, clock = conn
     journal = Journal(r, "user_feed", clock)
     from libs.common.venue import VenueClient  # the one adapter over the venue SDK
 
     venue = VenueClient.from_settings(settings, settings.clob_url, settings.http_timeout_s)
-    feed = UserFeed(settings, r, clock, journal, instance, venue)
+    feed = gate.call(lambda: UserFeed(settings, r, clock, journal, instance, venue))
+    if feed is None:
+        return 0
     log.info("user_feed started instance=%s url=%s mode=%s", instance, settings.ws_user_url, settings.mode)
     try:
-        runtime.run_loop(feed.step, stop, clock, STEP_PAUSE_S, journal)
+        runtime.run_loop(feed.step, stop, clock, STEP_PAUSE_S, journal, gate=gate)
     finally:
         feed.close()
         log.info("user_feed stopped instance=%s", instance)

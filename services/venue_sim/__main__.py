@@ -3,8 +3,10 @@
 Wiring: settings -> logging -> Redis -> replay clock (published to ``pb:clock``, the venue's only
 Redis state; the journal and heartbeats also go to Redis) -> tape books -> engine -> HTTP server
 (CLOB REST, data-api, Gamma, ``/_sim``) -> WebSocket server (``/ws/market``, ``/ws/user``) -> replay
-thread. SIGTERM/SIGINT stop everything within about 2 s. Exit status 2 on a bad setting or an
-unusable tape/market/leader file, 1 when a port or Redis cannot be used.
+thread. SIGTERM/SIGINT stop everything within about 2 s. Redis is waited for at start (one
+REDIS_UNAVAILABLE line per window); during an outage the venue keeps trading and republishes its
+clock when Redis is back. Exit status 2 on a bad setting or an unusable tape/market/leader file, 1
+when a port cannot be used (or Redis fails during the start itself).
 """
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ from websockets.http11 import Request, Response
 from libs.common.clock import ReplayClock, publish_replay_clock
 from libs.common import runtime
 from libs.common.journal import Journal
-from libs.common.redis_client import make_redis
 from libs.common.runtime import heartbeat, install_stop_handlers, instance_name, run_loop
 from libs.common.tapes import MarketMeta, TapeError, TapeFrame, load_markets
 from services.venue_sim.audit import Audit
@@ -182,9 +183,12 @@ def main() -> int:
     settings = runtime.boot(SERVICE, VenueSettings)
     if settings is None:
         return 2
-    r = make_redis(settings, SERVICE)
     stop = threading.Event()
     install_stop_handlers(stop)
+    conn = runtime.connect_redis(settings, SERVICE, stop)  # waits for Redis (one line per window)
+    if conn is None:
+        return 0
+    r, gate = conn
     try:
         venue = Venue(settings, r)
         venue.start()
@@ -200,10 +204,11 @@ def main() -> int:
     def step() -> None:
         venue.engine.sweep()
         if venue.clock.wall_ms() - beat["last"] >= 2000:
-            heartbeat(r, instance, SERVICE, venue.clock, venue.heartbeat_detail())
+            heartbeat(r, instance, SERVICE, venue.clock, venue.heartbeat_detail())  # never raises: an outage goes to the gate
             beat["last"] = venue.clock.wall_ms()
     try:
-        run_loop(step, stop, venue.clock, 0.5, venue.journal)
+        run_loop(step, stop, venue.clock, 0.5, venue.journal, gate=gate,
+                 on_recover=lambda: publish_replay_clock(r, venue.clock))  # a Redis restarted empty gets it back
     finally:
         venue.stop()
     return 0

@@ -50,15 +50,19 @@ def test_stale_fence_is_refused_everywhere(r: Redis) -> None:
     assert r.hget(keys.orders(T), "intent:1") == "{}"
 
 
-def test_expired_holder_cannot_write_even_before_takeover(r: Redis) -> None:
+def test_expired_holder_cannot_write_until_it_renews_and_renews_while_nobody_took_over(r: Redis) -> None:
     leases = Leases(r)
     leases.offer(T, "maker", 0)
     g = leases.acquire(T, "w1", 0, TTL)
     assert g is not None
-    with pytest.raises(LeaseLost, match="EXPIRED"):
-        leases.renew(g, TTL + 1, TTL)
     with pytest.raises(LeaseLost):
         leases.fenced_hset(g, keys.tok(T), {"state": "closed"}, TTL + 1)
+    g = leases.renew(g, TTL + 1, TTL)  # it was only waiting (a Redis stall): same worker, same fence
+    assert g.fence == 1 and g.expires_ms == 2 * TTL + 1
+    leases.fenced_hset(g, keys.tok(T), {"state": "active"}, TTL + 2)
+    assert leases.acquire(T, "w2", 3 * TTL + 2, TTL) is not None
+    with pytest.raises(LeaseLost, match="LOST"):
+        leases.renew(g, 3 * TTL + 3, TTL)
 
 
 def test_mode_change_reaches_the_holder_on_renew(r: Redis) -> None:
