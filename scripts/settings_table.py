@@ -40,15 +40,28 @@ def show(value: object) -> str:
 
 
 def rows() -> list[tuple[str, str, str, str]]:
-    """(env var, services, default, paper default) sorted by variable."""
-    table: dict[str, list] = {}
+    """(env var, services, default, paper default) sorted by variable; a variable whose default differs
+    between services lists each (``svc: `value```)."""
+    readers: dict[str, list[str]] = {}
+    defaults: dict[str, dict[str, list[str]]] = {}
+    papers: dict[str, dict[str, list[str]]] = {}
     for svc, cls in settings_classes().items():
         for name, field in cls.model_fields.items():
             default = field.get_default(call_default_factory=True)
             paper = cls.paper_defaults.get(name, default)
-            entry = table.setdefault(name, [[], show(default), show(paper) if paper != default else ""])
-            entry[0].append("all" if name in BaseServiceSettings.model_fields else svc)
-    return [(f"`PB_{n.upper()}`", ", ".join(dict.fromkeys(e[0])), e[1], e[2]) for n, e in sorted(table.items())]
+            who = "all" if name in BaseServiceSettings.model_fields else svc
+            readers.setdefault(name, []).append(who)
+            defaults.setdefault(name, {}).setdefault(show(default), []).append(who)
+            papers.setdefault(name, {}).setdefault(show(paper) if paper != default else "", []).append(who)
+    return [(f"`PB_{n.upper()}`", ", ".join(dict.fromkeys(readers[n])), per_service(defaults[n]),
+             per_service(papers[n])) for n in sorted(readers)]
+
+
+def per_service(values: dict[str, list[str]]) -> str:
+    """One value, or ``svc: value`` per distinct value when services differ."""
+    if len(values) == 1:
+        return next(iter(values))
+    return "; ".join(f"{', '.join(dict.fromkeys(svcs))}: {v or 'none'}" for v, svcs in values.items())
 
 
 def table() -> str:

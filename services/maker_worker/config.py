@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from libs.common.settings import VenueSettings
+from libs.common.settings import LIVE_URLS, VenueSettings, paper_urls_for
 from services.maker_worker.models import Params
 
 
@@ -20,7 +20,8 @@ class WorkerSettings(VenueSettings):
             the key, paper mode uses a published throwaway test key and an EOA wallet).
         worker_id: lease holder id; empty = ``maker_worker-<host>-<pid>``.
         max_leases: tokens one worker trades at once.
-        lease_ttl_ms: lease lifetime (wall ms), renewed every step.
+        lease_ttl_ms: lease lifetime (wall ms), renewed every step; >= 1000, >= 2 step intervals and
+            above ``http_timeout_s`` (``SHARED_RULES`` in ``libs.common.settings``, as every service checks).
         step_interval_s: wall seconds between steps.
         order_size: entry size in shares (raised to the market minimum when smaller).
         take_profit, stop_loss, max_loss, max_entry_premium: fractions of a price.
@@ -42,10 +43,10 @@ class WorkerSettings(VenueSettings):
         position with the venue (one is also made at every lease acquisition).
     """
 
-    clob_url: str = Field("http://127.0.0.1:8080", pattern=r"^https?://")
+    clob_url: str = Field(LIVE_URLS["clob_url"], pattern=r"^https?://")
     worker_id: str = ""
     max_leases: int = Field(10, ge=1, le=1000)
-    lease_ttl_ms: int = Field(10_000, ge=1_000)
+    lease_ttl_ms: int = Field(10_000, gt=0)  # >= 1000 and more: libs.common.settings.SHARED_RULES
     step_interval_s: float = Field(0.25, gt=0)
     order_size: Decimal = Field(Decimal(10), gt=0)
     take_profit: Decimal = Field(Decimal("0.02"), gt=0, lt=1)
@@ -59,7 +60,6 @@ class WorkerSettings(VenueSettings):
     signal_timeout_s: float = Field(3600.0, gt=0)
     book_max_age_ms: int = Field(150_000, gt=0)
     gateway_stale_ms: int = Field(5_000, gt=0)
-    http_timeout_s: float = Field(5.0, gt=0)
     max_balance_failures: int = Field(3, ge=1)
     balance_backoff_s: float = Field(2.0, ge=0)
     max_position: Decimal = Field(Decimal(100), gt=0)
@@ -69,6 +69,7 @@ class WorkerSettings(VenueSettings):
 
     paper_defaults: ClassVar[dict[str, Any]] = {
         **VenueSettings.venue_paper_defaults,
+        **paper_urls_for("clob_url"),
         "aggressive_step_after_s": 5.0,
         "sell_only_window_s": 60.0,
         "signal_timeout_s": 180.0,  # market s: a leader BUY at +45 s stays followed until the sell-only window

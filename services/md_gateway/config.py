@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from libs.common.settings import BaseServiceSettings
+from libs.common.settings import LIVE_URLS, BaseServiceSettings, paper_urls_for
 
 
 class GatewaySettings(BaseServiceSettings):
@@ -34,8 +34,8 @@ class GatewaySettings(BaseServiceSettings):
         journal_rejects_per_s: rejected frames journaled per second (the rest are counted only).
     """
 
-    ws_market_url: str = Field("ws://127.0.0.1:8081/ws/market", pattern=r"^wss?://")
-    clob_url: str = Field("http://127.0.0.1:8080", pattern=r"^https?://")
+    ws_market_url: str = Field(LIVE_URLS["ws_market_url"], pattern=r"^wss?://")
+    clob_url: str = Field(LIVE_URLS["clob_url"], pattern=r"^https?://")
     max_assets_per_connection: int = Field(200, ge=1, le=1000)
     ping_interval_s: float = Field(10.0, gt=0)
     pong_timeout_s: float = Field(20.0, gt=0)
@@ -55,10 +55,5 @@ class GatewaySettings(BaseServiceSettings):
     resync_buffer_max: int = Field(10_000, ge=10)
     journal_rejects_per_s: int = Field(20, ge=1)
 
-    paper_defaults: ClassVar[dict[str, Any]] = {"verify_interval_s": 20.0, "snapshot_grace_s": 2.0}
-
-    @model_validator(mode="after")
-    def _check_bounds(self) -> "GatewaySettings":
-        if self.backoff_max_s < self.backoff_min_s:
-            raise ValueError(f"backoff_max_s={self.backoff_max_s} is below backoff_min_s={self.backoff_min_s}")
-        return self
+    paper_defaults: ClassVar[dict[str, Any]] = {**paper_urls_for("ws_market_url", "clob_url"),
+                                                 "verify_interval_s": 20.0, "snapshot_grace_s": 2.0}

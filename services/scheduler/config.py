@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from libs.common.settings import VenueSettings
+from libs.common.settings import LIVE_URLS, VenueSettings, paper_urls_for
 
 
 class SchedulerSettings(VenueSettings):
@@ -32,7 +32,8 @@ class SchedulerSettings(VenueSettings):
         reentry_cooldown_s: market seconds a token stays in cooldown before a BUY may refill it
             (600; paper 30).
         lease_ttl_ms: the workers' lease TTL (wall ms); an offer nobody claims for 3 TTLs is
-            journaled OFFER_UNCLAIMED.
+            journaled OFFER_UNCLAIMED. Checked as the workers check it (``SHARED_RULES`` in
+            ``libs.common.settings``: >= 1000, >= 2 step intervals, above ``http_timeout_s``).
         step_interval_s: wall seconds between two steps.
         heartbeat_interval_s: wall seconds between two exchange heartbeats (live mode only).
         gateway_stale_ms: ``pb:md:gateway.updated_ms`` older than this (wall) means the feed is down.
@@ -47,8 +48,8 @@ class SchedulerSettings(VenueSettings):
             (``VenueSettings``; heartbeats are per API key, so per account).
     """
 
-    gamma_url: str = Field("https://gamma-api.polymarket.com", pattern=r"^https?://")
-    clob_url: str = Field("https://clob.polymarket.com", pattern=r"^https?://")
+    gamma_url: str = Field(LIVE_URLS["gamma_url"], pattern=r"^https?://")
+    clob_url: str = Field(LIVE_URLS["clob_url"], pattern=r"^https?://")
     max_active_tokens: int = Field(10, ge=1)
     sell_only_window_s: float = Field(3600.0, ge=0)
     inactive_warn_s: float = Field(1800.0, gt=0)
@@ -66,8 +67,7 @@ class SchedulerSettings(VenueSettings):
 
     paper_defaults: ClassVar[dict[str, Any]] = {
         **VenueSettings.venue_paper_defaults,
-        "gamma_url": "http://127.0.0.1:8080/gamma",
-        "clob_url": "http://127.0.0.1:8080",
+        **paper_urls_for("gamma_url", "clob_url"),
         "sell_only_window_s": 60.0,
         # market s; the tape's five-minute markets are quiet for minutes at a time (18 price moves
         # in 33 min), so a cleanup at 120 s would end most entries before the market moves at all

@@ -6,12 +6,21 @@ failed, and resolved (terminal: the market resolved; never refilled; a held posi
 redeemed by a worker, on an ``exit_only`` settle lease when no worker holds the token). The
 scheduler writes lifecycle state only while no worker holds the lease, except the two flags a running worker must see: ``exiting`` (LEADER_SELL, INACTIVE_CLEANUP) and the signal
 refresh fields (``leader_price``, ``signal_ts_ms``, ``last_signal_id``).
+
+Every journal record a signal causes carries its ``signal_id`` (``Decision.signal_id``): the verdict on
+the signal itself, and the later decisions on the token it made a candidate up to its activation or
+refusal (Gamma's answer, queueing, activation, refusal, resolution), which carry the token's
+``last_signal_id``.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Callable
+
 from services.scheduler.gamma import GammaError, MarketMeta
 from services.scheduler.model import (
-    ACTIVE_STATES, FINISHED_STATES, NEVER_REFILL, RESOLVED, Decision, Effect, Note, Rules, TokenView, Transition,
+    ACTIVE_STATES, FINISHED_STATES, NEVER_REFILL, RESOLVED, SIGNAL_OF_TOKEN, BadField, Decision, Effect, Note, Rules,
+    TokenView, Transition,
 )
 from services.scheduler.signals import Signal
 
@@ -41,8 +50,30 @@ def refill_at_ms(view: TokenView, rules: Rules) -> int:
     return until or view.num("updated_ms") + rules.reentry_cooldown_ms
 
 
+def of_signal(decide: Callable[[TokenView, Signal, int, int, Rules], Decision], view: TokenView, sig: Signal,
+              now_ms: int, wall_ms: int, rules: Rules) -> Decision:
+    """``decide`` for one signal, its records tagged with ``sig.signal_id``; a token field that cannot
+    be read refuses the signal (TOKEN_FIELD_INVALID, error), so no signal is left without an effect."""
+    try:
+        d = decide(view, sig, now_ms, wall_ms, rules)
+    except BadField as exc:
+        fields = {"hash": "tok", "field": exc.field, "value": exc.value}
+        note = Note("TOKEN_FIELD_INVALID", level="error", fields=fields)
+        d = Decision(sig.token_id, notes=(note,))
+    return replace(d, signal_id=sig.signal_id)
+
+
 def on_buy(view: TokenView, sig: Signal, now_ms: int, wall_ms: int, rules: Rules) -> Decision:
     """A leader BUY: new token -> candidate; live token -> refresh; finished -> maybe re-entry."""
+    return of_signal(_buy, view, sig, now_ms, wall_ms, rules)
+
+
+def on_sell(view: TokenView, sig: Signal, now_ms: int, wall_ms: int, rules: Rules) -> Decision:
+    """A leader SELL: holding -> exiting (worker running) or exit_only lease; else IGNORED_NO_POSITION."""
+    return of_signal(_sell, view, sig, now_ms, wall_ms, rules)
+
+
+def _buy(view: TokenView, sig: Signal, now_ms: int, wall_ms: int, rules: Rules) -> Decision:
     st, tid = view.state, sig.token_id
     if st == "":
         return _candidate(view, sig, "BUY_SIGNAL")
@@ -66,8 +97,7 @@ def on_buy(view: TokenView, sig: Signal, now_ms: int, wall_ms: int, rules: Rules
     return _candidate(view, sig, "REENTRY")
 
 
-def on_sell(view: TokenView, sig: Signal, now_ms: int, wall_ms: int, rules: Rules) -> Decision:
-    """A leader SELL: holding -> exiting (worker running) or exit_only lease; else IGNORED_NO_POSITION."""
+def _sell(view: TokenView, sig: Signal, now_ms: int, wall_ms: int, rules: Rules) -> Decision:
     st, tid = view.state, sig.token_id
     ignored = Note("IGNORED_NO_POSITION", fields={"state": st or "unknown", "signal_id": sig.signal_id})
     if st in ("candidate", "pending"):
@@ -91,7 +121,12 @@ def exit_only(token_id: str, state: str, reason: str, wall_ms: int, info: dict[s
 
 
 def on_metadata(token_id: str, meta: MarketMeta | None, signal_ts_ms: int, now_ms: int, rules: Rules) -> Decision:
-    """Gamma answered for a candidate: refuse (closed NO_MARKET / MARKET_CLOSED / ENDING_SOON) or queue."""
+    """Gamma answered for a candidate: refuse (closed NO_MARKET / MARKET_CLOSED / ENDING_SOON) or queue;
+    journaled with the signal the candidate follows."""
+    return replace(_metadata(token_id, meta, signal_ts_ms, now_ms, rules), signal_id=SIGNAL_OF_TOKEN)
+
+
+def _metadata(token_id: str, meta: MarketMeta | None, signal_ts_ms: int, now_ms: int, rules: Rules) -> Decision:
     if meta is None:
         return Decision(token_id, Transition("closed", "NO_MARKET", ("candidate",)))
     fields = meta.fields()
@@ -113,7 +148,14 @@ def on_metadata(token_id: str, meta: MarketMeta | None, signal_ts_ms: int, now_m
 
 def on_metadata_error(token_id: str, err: GammaError, attempts_before: int, now_ms: int, wall_ms: int,
                       rules: Rules) -> Decision:
-    """Gamma failed for a candidate: bad data -> failed; transient -> retry with backoff, then cooldown."""
+    """Gamma failed for a candidate: bad data -> failed; transient -> retry with backoff, then cooldown;
+    journaled with the signal the candidate follows."""
+    d = _metadata_error(token_id, err, attempts_before, now_ms, wall_ms, rules)
+    return replace(d, signal_id=SIGNAL_OF_TOKEN)
+
+
+def _metadata_error(token_id: str, err: GammaError, attempts_before: int, now_ms: int, wall_ms: int,
+                    rules: Rules) -> Decision:
     detail = str(err)[:300]
     if not err.retryable:
         info = {"field": getattr(err, "field", ""), "value": getattr(err, "value", ""), "detail": detail}
@@ -137,7 +179,7 @@ def activation(view: TokenView, now_ms: int, wall_ms: int) -> Decision:
                    info={"queued_signal_ts_ms": view.tok.get("signal_ts_ms", "")})
     effects = (Effect("offer", "maker"), Effect("dequeue"), Effect("subscribe"), Effect("index_offer", score=wall_ms),
                Effect("track"), Effect("bump", "tokens_activated"))
-    return Decision(view.token_id, t, effects)
+    return Decision(view.token_id, t, effects, signal_id=view.tok.get("last_signal_id", ""))
 
 
 def refusal(view: TokenView, reason: str, info: dict[str, object]) -> Decision:
@@ -145,7 +187,7 @@ def refusal(view: TokenView, reason: str, info: dict[str, object]) -> Decision:
     journaled as an error), out of the queue."""
     bad = reason == "BAD_TOKEN_FIELD"
     t = Transition("failed" if bad else "closed", reason, ("pending",), level="error" if bad else "info", info=info)
-    return Decision(view.token_id, t, (Effect("dequeue"),))
+    return Decision(view.token_id, t, (Effect("dequeue"),), signal_id=view.tok.get("last_signal_id", ""))
 
 
 def resolution(view: TokenView, payout: str, source: str, wall_ms: int) -> Decision | None:
@@ -166,4 +208,5 @@ def resolution(view: TokenView, payout: str, source: str, wall_ms: int) -> Decis
     effects = [Effect("dequeue")] if view.in_pending or st == "pending" else []
     if holding:
         effects += [Effect("offer", "exit_only"), Effect("index_offer", score=wall_ms)]
-    return Decision(view.token_id, t, tuple(effects))
+    signal_id = view.tok.get("last_signal_id", "") if st in ("candidate", "pending") else ""
+    return Decision(view.token_id, t, tuple(effects), signal_id=signal_id)

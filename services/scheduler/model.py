@@ -16,6 +16,8 @@ FINISHED_STATES = ("closed", "cooldown", "failed")  # cleaned up once no live le
 RESOLVED = "resolved"  # terminal: the market resolved; settled and redeemed, never refilled
 # Closed for these reasons: never refilled by a later BUY (SPEC S3.3 "resolved or ended markets").
 NEVER_REFILL = frozenset({"MARKET_ENDED", "MARKET_RESOLVED", "NO_MARKET", "MARKET_CLOSED"})
+# Decision.signal_id meaning "the signal the token follows": its ``last_signal_id``, read when applied
+SIGNAL_OF_TOKEN = "@last_signal_id"
 
 
 class BadField(ValueError):
@@ -227,13 +229,16 @@ class Decision:
     """What to do for one token: an optional guarded transition, then effects, then notes.
 
     When the transition's guard fails (the state changed since the snapshot), effects and notes are
-    skipped and TRANSITION_CONFLICT is journaled instead.
+    skipped and TRANSITION_CONFLICT is journaled instead. ``signal_id``: the signal this decision is
+    the effect of ("" = none; ``SIGNAL_OF_TOKEN`` = the token's ``last_signal_id``); every journal
+    record of the decision carries it.
     """
 
     token_id: str
     transition: Transition | None = None
     effects: tuple[Effect, ...] = ()
     notes: tuple[Note, ...] = ()
+    signal_id: str = ""
 
     def empty(self) -> bool:
         """Nothing to do."""

@@ -107,11 +107,13 @@ class SignalConsumer:
         self.r.xack(keys.SIG_STREAM, keys.SIG_GROUP, stream_id)
 
     def dead(self, stream_id: str, fields: dict[str, str], reason: str, name: str, value: object) -> None:
-        """Copy an entry to ``pb:sig:dead`` with the reason, journal it (error) and ack it."""
+        """Copy an entry to ``pb:sig:dead`` with the reason, journal it (error, with the entry's
+        ``signal_id`` when it has one) and ack it."""
         raw = json.dumps(fields, sort_keys=True)
+        signal_id = fields.get("signal_id", "")
         self.r.xadd(keys.SIG_DEAD, {"reason": reason, "field": name, "value": "" if value is None else str(value),
-                                    "raw": raw, "stream_id": stream_id, "svc": "scheduler"},
+                                    "raw": raw, "stream_id": stream_id, "svc": "scheduler", "signal_id": signal_id},
                     maxlen=100_000, approximate=True)
         self.journal.record(reason, token_id=fields.get("token_id", ""), level="error", stream_id=stream_id,
-                            field=name, value=value)
+                            field=name, value=value, signal_id=signal_id)
         self.ack(stream_id)

@@ -22,7 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from libs.common.settings import BaseServiceSettings
+from libs.common.settings import LIVE_URLS, BaseServiceSettings, paper_urls_for
 from services.signal_ingest.wire import V2_MAX_PAGE_SIZE
 
 # Polymarket's documented limits for data-api ``GET /trades`` (reference/polymarket-api.md 1.4 and
@@ -109,7 +109,7 @@ class IngestSettings(BaseServiceSettings):
         backoff_max_s: longest pause after HTTP 429 (wall seconds).
     """
 
-    data_api_url: str = Field("https://data-api.polymarket.com", pattern=r"^https?://")
+    data_api_url: str = Field(LIVE_URLS["data_api_url"], pattern=r"^https?://")
     data_api_version: Literal["v2", "v1"] = "v2"
     leaders: Annotated[list[LeaderTarget], NoDecode] = Field(default_factory=list)
     leaders_file: Path | None = None
@@ -122,7 +122,7 @@ class IngestSettings(BaseServiceSettings):
     backoff_max_s: float = Field(60.0, gt=0)
 
     paper_defaults: ClassVar[dict[str, Any]] = {
-        "data_api_url": "http://127.0.0.1:8080/data-api",
+        **paper_urls_for("data_api_url"),
         "poll_interval_s": 0.5,  # wall s; at 20x one poll is 10 s of market time
         # Replays run 20x or faster: a few seconds of process start-up are minutes of market time,
         # which would otherwise turn the tape's first leader trades into ignored "history".

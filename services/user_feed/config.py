@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from libs.common.settings import VenueSettings
+from libs.common.settings import LIVE_URLS, VenueSettings, paper_urls_for
 
 
 class UserFeedSettings(VenueSettings):
@@ -26,9 +26,8 @@ class UserFeedSettings(VenueSettings):
             seen (the venue filters ``after`` in whole seconds; duplicates are dropped by trade id).
     """
 
-    ws_user_url: str = Field("ws://127.0.0.1:8081/ws/user", pattern=r"^wss?://")
-    clob_url: str = Field("http://127.0.0.1:8080", pattern=r"^https?://")
-    http_timeout_s: float = Field(10.0, gt=0)
+    ws_user_url: str = Field(LIVE_URLS["ws_user_url"], pattern=r"^wss?://")
+    clob_url: str = Field(LIVE_URLS["clob_url"], pattern=r"^https?://")
     ping_interval_s: float = Field(10.0, gt=0)
     pong_timeout_s: float = Field(20.0, gt=0)
     backoff_min_s: float = Field(0.5, gt=0)
@@ -38,4 +37,5 @@ class UserFeedSettings(VenueSettings):
     status_interval_s: float = Field(1.0, gt=0, le=1.0)
     backfill_overlap_s: float = Field(2.0, ge=0)
 
-    paper_defaults: ClassVar[dict[str, Any]] = {**VenueSettings.venue_paper_defaults}
+    paper_defaults: ClassVar[dict[str, Any]] = {**VenueSettings.venue_paper_defaults,
+                                                 **paper_urls_for("ws_user_url", "clob_url")}
