@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TAPE = REPO / "data" / "tapes" / "btc5m-2026-02-18-am"
 DEFAULT_LEADERS = (REPO / "data" / "leaders" / "demo-synthetic.jsonl", REPO / "data" / "leaders" / "gabagool22.jsonl.gz")
-SUMMARY_COUNTERS = ("signals", "tokens_activated", "orders_posted", "fills", "sells_posted")
+SUMMARY_COUNTERS = ("signals", "tokens_activated", "orders_posted", "fills", "sells_posted", "redeemed")
 
 
 @dataclass
