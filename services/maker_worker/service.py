@@ -34,11 +34,12 @@ from libs.common.clock import Clock
 from libs.common.journal import Journal
 from libs.common.leases import LeaseLost, Leases
 from libs.common.venue import Venue, VenueError
+from services.maker_worker import winddown
 from services.maker_worker.book_feed import BookFeed
 from services.maker_worker.book_source import gateway_ok
 from services.maker_worker.config import WorkerSettings
 from services.maker_worker.exposure import RiskDesk
-from services.maker_worker.models import Cancel, Intent, MarketView
+from services.maker_worker.models import Cancel, Intent
 from services.maker_worker.orders import OrderDesk
 from services.maker_worker.trading import Held, TokenTrader
 
@@ -266,9 +267,9 @@ class Worker:
         for token, h in list(self.held.items()):
             try:
                 h.grant = self.leases.renew(h.grant, self.clock.wall_ms(), self.s.lease_ttl_ms)
-                total += self._cancel_ours(h)
+                total += winddown.cancel_ours(self.trader, h)
                 tokens += 1
-                self._final_poll(h)
+                winddown.final_poll(self.trader, h)
                 self.desk.close_records(h.grant)
                 self.risk.sync(h)  # what is left: the position (the next holder recomputes it)
                 self._hand_back(h)
@@ -282,49 +283,7 @@ class Worker:
         self.journal.record("SHUTDOWN_CANCEL", tokens=tokens, canceled=total, worker=self.id)
         self.r.zrem(keys.WORKERS, self.id)
 
-    def _cancel_ours(self, h: Held) -> int:
-        """Cancel every open order this holder tracks, or has recorded under its fence (fenced, one by
-        one); returns how many cancels were sent. A token still waiting for its takeover clean-up
-        (state None) is left to the next holder, which cancels the whole token after the grace period.
-
-        Raises:
-            LeaseLost: the lease went away between two cancels (the rest are not sent).
-        """
-        if h.state is None:
-            return 0
-        market = h.market or MarketView(None, None, h.state.tick_size, h.state.min_order_size, h.state.end_ms, False)
-        tracked = [Cancel(o.order_id, "SHUTDOWN") for o in h.state.orders]
-        self.trader.execute(h, list(tracked), market)
-        known = {c.order_id for c in tracked}
-        n = len(tracked)
-        for oid in self._recorded_open(h.grant.token_id, h.grant.fence):
-            if oid not in known:
-                h.grant = self.leases.renew(h.grant, self.clock.wall_ms(), self.s.lease_ttl_ms)
-                self.venue.cancel(oid)
-                n += 1
-        return n
-
-    def _recorded_open(self, token: str, fence: int) -> list[str]:
-        """Ids of PENDING/LIVE records of ``token`` written under ``fence`` (not ``intent:`` placeholders)."""
-        out = []
-        for oid, text in self.r.hgetall(keys.orders(token)).items():
-            try:
-                rec = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                continue
-            if rec.get("status") in ("PENDING", "LIVE") and str(rec.get("fence")) == str(fence) \
-                    and not oid.startswith("intent:"):
-                out.append(oid)
-        return out
-
     def _hand_back(self, h: Held) -> None:
         """Release (not done) and put the token back on the offers index for another worker."""
         if self.leases.release(h.grant, done=False):
             self.r.zadd(keys.SCHED_OFFERS, {h.grant.token_id: self.clock.wall_ms()})
-
-    def _final_poll(self, h: Held) -> None:
-        if h.state is None:
-            return
-        market = h.market or MarketView(None, None, h.state.tick_size, h.state.min_order_size, h.state.end_ms, False)
-        for ev in self.desk.poll(h.grant, h.state):
-            self.trader.apply(h, ev, market)
