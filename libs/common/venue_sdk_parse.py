@@ -153,15 +153,24 @@ def fills_of(trade: ClobTrade, token_id: str, ours: Iterable[str], after_ms: int
     if ts_ms < after_ms:
         return []
     status = _TRADE_STATUS.get(trade.status, trade.status)
+    bps = _bps(trade.fee_rate_bps)
     if trade.trader_side == "TAKER":
         if str(trade.asset_id) != token_id:
             return []
         return [TradeFill(trade.id, trade.taker_order_id, token_id, str(trade.side).upper(), trade.price,
-                          trade.size, status, ts_ms)]
+                          trade.size, status, ts_ms, "TAKER", bps)]
     mine = {o.lower() for o in ours}
-    return [TradeFill(trade.id, m.order_id, token_id, str(m.side).upper(), m.price, m.matched_amount, status, ts_ms)
+    return [TradeFill(trade.id, m.order_id, token_id, str(m.side).upper(), m.price, m.matched_amount, status, ts_ms,
+                      "MAKER", _bps(m.fee_rate_bps) if m.fee_rate_bps is not None else bps)
             for m in trade.maker_orders
             if str(m.asset_id) == token_id and (m.maker_address.lower() in mine or m.owner.lower() in mine)]
+
+
+def _bps(value: Decimal | None) -> str:
+    """A ``fee_rate_bps`` as a plain decimal string ("" when absent): Decimal("700") -> "700"."""
+    if value is None:
+        return ""
+    return format(value.normalize(), "f") if value else "0"
 
 
 def empty_answer(cause: BaseException | None) -> bool:

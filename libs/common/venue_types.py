@@ -176,7 +176,9 @@ class TradeFill:
     (the ``maker_orders[].order_id`` that is ours when we were maker, ``taker_order_id`` otherwise);
     ``side`` is OUR order's side; ``price`` the price OUR order traded at (USD per share, in [0, 1]);
     ``size`` shares; ``status`` the settlement state MATCHED|MINED|CONFIRMED|RETRYING|FAILED
-    (execution is asynchronous since CLOB V2: a match settles later); ``ts_ms`` match time (ms)."""
+    (execution is asynchronous since CLOB V2: a match settles later); ``ts_ms`` match time (ms);
+    ``role`` OUR order's role, MAKER|TAKER ("" = unknown); ``fee_rate_bps`` the trade's fee rate in
+    basis points as the venue sent it (decimal string, "" = not sent; polymarket ``ClobTrade``)."""
 
     trade_id: str
     order_id: str
@@ -186,6 +188,8 @@ class TradeFill:
     size: Decimal
     status: str
     ts_ms: int
+    role: str = ""
+    fee_rate_bps: str = ""
 
 
 @dataclass(frozen=True)

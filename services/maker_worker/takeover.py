@@ -49,9 +49,11 @@ Apply = Callable[[Event], None]
 
 
 def trade_fields(t: TradeFill) -> dict[str, str]:
-    """A venue trade as a ``pb:user`` trade entry (the shape ``UserEvents.on_trade`` reads)."""
+    """A venue trade as a ``pb:user`` trade entry (the shape ``UserEvents.on_trade`` reads), with the
+    trade's ``role`` (MAKER|TAKER) and ``fee_rate_bps`` so recovered fills book their fees too."""
     return {"kind": "trade", "trade_id": t.trade_id, "order_id": t.order_id, "side": t.side, "price": str(t.price),
-            "size": str(t.size), "trade_status": t.status.upper(), "ts_ms": str(t.ts_ms), "source": "venue"}
+            "size": str(t.size), "trade_status": t.status.upper(), "ts_ms": str(t.ts_ms), "source": "venue",
+            "role": t.role, "fee_rate_bps": t.fee_rate_bps}
 
 
 class Settler:

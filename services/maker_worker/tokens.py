@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from libs.common.fees import FeeSchedule
 from services.maker_worker.models import Event, ModeChange, Resolved, SignalRefresh, TokenState
 
 
@@ -45,6 +46,27 @@ def int_field(tok: dict[str, str], name: str, default: int | None = None) -> int
         return int(raw)
     except ValueError:
         raise TokenMetaError(f"token hash field {name}={raw!r}: not an integer") from None
+
+
+FEE_FIELDS = ("fee_rate", "fee_exponent", "rebate_rate", "fee_taker_only")
+
+
+def fee_schedule(tok: dict[str, str]) -> FeeSchedule | None:
+    """The market's fee schedule from the scheduler's ``pb:tok`` fields (services/scheduler/gamma.py,
+    Gamma ``feeSchedule``): ``fee_rate`` (taker rate in [0, 1)), ``fee_exponent`` (int >= 1, default
+    1), ``rebate_rate`` (in [0, 1], default 0), ``fee_taker_only`` ("0" = makers pay too; default
+    "1"). None when ``fee_rate`` is absent (a record written before fees were stored).
+
+    Raises:
+        TokenMetaError: a present field is malformed or out of range.
+    """
+    if tok.get("fee_rate", "") == "":
+        return None
+    rate, rebate = dec_field(tok, "fee_rate"), dec_field(tok, "rebate_rate", Decimal(0))
+    exponent = int_field(tok, "fee_exponent", 1)
+    if rate >= 1 or rebate > 1 or exponent < 1:
+        raise TokenMetaError(f"token hash fee fields {({k: tok.get(k) for k in FEE_FIELDS})!r}: out of range")
+    return FeeSchedule(rate, exponent, tok.get("fee_taker_only", "1") != "0", rebate)
 
 
 def initial_state(token_id: str, tok: dict[str, str], position: Decimal, lease_mode: str,

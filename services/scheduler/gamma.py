@@ -6,6 +6,10 @@ JSON arrays in the same order; ``orderMinSize`` and ``orderPriceMinTickSize`` ar
 ``endDate`` is an ISO datetime; ``active``/``closed``/``acceptingOrders``/``negRisk`` are booleans.
 Numbers are parsed straight to Decimal (never through float). Real Gamma filters ``closed=false``
 by default, so a closed market may come back as no market at all (NO_MARKET; never refilled either).
+Fees (docs.polymarket.com/trading/fees; reference/polymarket-api.md 1.5; real object
+fixtures-nautilus ``gamma_market_sports_market_money_line.json``): ``feesEnabled`` (bool) and
+``feeSchedule {rate, exponent, takerOnly, rebateRate}`` (JSON numbers and a bool). Absent, null, or
+``feesEnabled`` false = no fees (rate 0); a present schedule that is malformed is GammaBadMarket.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import httpx
+
+from libs.common.fees import NO_FEES, FeeSchedule
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +65,17 @@ class MarketMeta:
     active: bool
     accepting_orders: bool
     payout: Decimal | None = None  # USD per share when Gamma reports the market resolved (closed, 0/1 prices)
+    fees: FeeSchedule = NO_FEES  # the market's feeSchedule (libs/common/fees.py); NO_FEES = rate 0
 
     def fields(self) -> dict[str, str]:
-        """Plain-string fields for ``pb:tok:{token}``."""
+        """Plain-string fields for ``pb:tok:{token}``; fees as ``fee_rate`` (taker rate, e.g. "0.07"),
+        ``fee_exponent`` ("1"), ``rebate_rate`` (maker rebate share, e.g. "0.2") and
+        ``fee_taker_only`` ("1"/"0")."""
         return {"condition_id": self.condition_id, "title": self.title, "slug": self.slug,
                 "outcome": self.outcome, "end_ms": str(self.end_ms), "tick_size": str(self.tick_size),
-                "min_order_size": str(self.min_order_size), "neg_risk": "1" if self.neg_risk else "0"}
+                "min_order_size": str(self.min_order_size), "neg_risk": "1" if self.neg_risk else "0",
+                "fee_rate": str(self.fees.rate), "fee_exponent": str(self.fees.exponent),
+                "rebate_rate": str(self.fees.rebate_rate), "fee_taker_only": "1" if self.fees.taker_only else "0"}
 
 
 def _json_list(market: dict[str, Any], name: str) -> list[Any]:
@@ -89,6 +100,42 @@ def _decimal(market: dict[str, Any], name: str) -> Decimal:
     if value is None or not value.is_finite() or value <= 0:
         raise GammaBadMarket(name, raw, "not a positive number")
     return value
+
+
+def _fee_number(raw: dict[str, Any], name: str, upper: Decimal, inclusive: bool) -> Decimal:
+    """``feeSchedule.<name>``: a number (or decimal string) in [0, upper) or [0, upper]."""
+    value = raw.get(name)
+    try:
+        ok = isinstance(value, (int, Decimal, str, float)) and not isinstance(value, bool)
+        out = Decimal(str(value)) if ok else None
+    except InvalidOperation:
+        out = None
+    if out is None or not out.is_finite() or out < 0 or out > upper or (out == upper and not inclusive):
+        raise GammaBadMarket(f"feeSchedule.{name}", value, f"not a number in [0, {upper}{']' if inclusive else ')'}")
+    return out
+
+
+def fee_schedule(market: dict[str, Any]) -> FeeSchedule:
+    """The market's ``feeSchedule`` (module doc): NO_FEES when absent/null or ``feesEnabled`` false.
+
+    Raises:
+        GammaBadMarket: ``feeSchedule`` not an object, or ``rate`` not in [0, 1), ``exponent`` not an
+            integer >= 1, ``takerOnly`` not a bool (absent = true), ``rebateRate`` not in [0, 1].
+    """
+    raw = market.get("feeSchedule")
+    if raw is None or market.get("feesEnabled") is False:
+        return NO_FEES
+    if not isinstance(raw, dict):
+        raise GammaBadMarket("feeSchedule", raw, "not an object")
+    rate = _fee_number(raw, "rate", Decimal(1), False)
+    rebate = _fee_number(raw, "rebateRate", Decimal(1), True) if raw.get("rebateRate") is not None else Decimal(0)
+    exponent = _fee_number(raw, "exponent", Decimal(100), True)
+    if exponent < 1 or exponent != exponent.to_integral_value():
+        raise GammaBadMarket("feeSchedule.exponent", raw.get("exponent"), "not an integer >= 1")
+    taker_only = raw.get("takerOnly", True)
+    if not isinstance(taker_only, bool):
+        raise GammaBadMarket("feeSchedule.takerOnly", taker_only, "not a bool")
+    return FeeSchedule(rate, int(exponent), taker_only, rebate)
 
 
 def iso_to_ms(name: str, raw: object) -> int:
@@ -143,7 +190,7 @@ def parse_market(market: dict[str, Any], token_id: str) -> MarketMeta | None:
         tick_size=_decimal(market, "orderPriceMinTickSize"), min_order_size=_decimal(market, "orderMinSize"),
         neg_risk=market.get("negRisk") is True, closed=market.get("closed") is True,
         active=market.get("active") is not False, accepting_orders=market.get("acceptingOrders") is not False,
-        payout=resolved_payout(market, idx))
+        payout=resolved_payout(market, idx), fees=fee_schedule(market))
 
 
 def pick_market(markets: object, token_id: str) -> MarketMeta | None:

@@ -17,7 +17,11 @@ JSON array of them, each with ``event_type`` ``order`` or ``trade``.
 An entry is ``(token_id, fields)``: plain-string fields of ``pb:user:{token}`` (docs/contracts.md
 "User channel"): ``kind`` order|trade, ``order_id, status, size_matched, original_size, price, side,
 event`` (orders); ``trade_id, trade_status, size, price, side`` (trades; side and price of OUR
-order's fill); ``ts_ms`` (order: event time; trade: match time, ms) and ``source`` ws|rest.
+order's fill), ``role`` (OUR order's role: MAKER when the fill is one of our ``maker_orders`` legs,
+TAKER when it is the top-level taker order; "" when a REST row did not say) and ``fee_rate_bps`` (the
+trade's fee rate in bps as sent, e.g. "700": our leg's when it has one, else the trade's; "" when
+absent; polymarket ``UserTradePayload``/``UserTradeMakerOrder.fee_rate_bps``, optional Decimals);
+``ts_ms`` (order: event time; trade: match time, ms) and ``source`` ws|rest.
 """
 from __future__ import annotations
 
@@ -123,13 +127,25 @@ def trade_entries(item: dict[str, Any], api_key: str, address: str = "", source:
     legs = _our_legs(item, api_key, address) if role != "TAKER" else []
     if role == "MAKER" and not legs:
         raise BadEvent("trade with trader_side MAKER has no maker_orders leg of ours")
+    bps = _bps(item, "fee_rate_bps")
     if not legs:
         return [(asset, {**base, "order_id": _str(item, "taker_order_id"), "side": top_side,
-                         "price": _num(item, "price"), "size": _num(item, "size")})]
+                         "price": _num(item, "price"), "size": _num(item, "size"), "role": "TAKER",
+                         "fee_rate_bps": bps})]
     other = "SELL" if top_side == "BUY" else "BUY"
     return [(str(leg.get("asset_id") or asset),
              {**base, "order_id": _str(leg, "order_id"), "side": _side(leg.get("side") or other, "maker_orders.side"),
-              "price": _num(leg, "price"), "size": _num(leg, "matched_amount")}) for leg in legs]
+              "price": _num(leg, "price"), "size": _num(leg, "matched_amount"), "role": "MAKER",
+              "fee_rate_bps": _bps(leg, "maker_orders.fee_rate_bps", "fee_rate_bps") or bps}) for leg in legs]
+
+
+def _bps(item: dict[str, Any], name: str, key: str = "") -> str:
+    """``fee_rate_bps`` of a trade or leg as a plain decimal string, "" when absent or empty (the SDK
+    maps "" to None). Raises BadEvent for a present value that is not a number >= 0."""
+    raw = item.get(key or name)
+    if raw in (None, ""):
+        return ""
+    return _num({name: raw}, name)
 
 
 def parse_frame(data: bytes | str, api_key: str, address: str = "") -> tuple[list[Entry], list[str]]:
@@ -167,7 +183,7 @@ def fill_entry(f: TradeFill, token_id: str = "", source: str = "rest") -> Entry:
     (``token_id`` when the row names none)."""
     return f.token_id or token_id, {"kind": "trade", "trade_id": f.trade_id, "trade_status": f.status.upper(),
                         "order_id": f.order_id, "side": f.side, "price": plain(f.price), "size": plain(f.size),
-                        "ts_ms": str(f.ts_ms), "source": source}
+                        "ts_ms": str(f.ts_ms), "source": source, "role": f.role, "fee_rate_bps": f.fee_rate_bps}
 
 
 def state_entry(o: OrderState, token_id: str, now_ms: int, source: str = "rest") -> Entry:

@@ -1,9 +1,15 @@
 """Accounts of the paper venue: pUSD collateral and conditional-token balances per maker address. Pure.
 
 Money is Decimal, exact to 6 decimals (the on-chain unit of pUSD and of conditional tokens; the
-wire shows them as 6-decimal integers, ``balance-allowance``). Fees are 0: the V2 exchange sets
-fees at match time by protocol (reference/polymarket-api.md "CLOB V2"), and the paper venue
-charges none, so every fill moves exactly price x size.
+wire shows them as 6-decimal integers, ``balance-allowance``). A fill moves price x size, plus fees:
+the V2 exchange sets them at match time by protocol (reference/polymarket-api.md "CLOB V2";
+docs.polymarket.com/trading/fees): a TAKER fill pays ``fees.taker_fee(size, price, market
+feeSchedule)`` pUSD, a MAKER fill pays nothing on a ``takerOnly`` market (every market today). The
+fee is debited from the maker wallet's collateral at the fill: a SELL's from its proceeds, a BUY's
+on top of its cost (documented simplification: Polymarket takes a BUY's fee in shares; we debit its
+pUSD value). The fee joins a BUY's cost basis and reduces a SELL's realized P&L. Maker rebates are
+paid daily by Polymarket, not per fill: the venue never credits them (the audit line reports the
+estimate, ``fees.maker_rebate``). Markets without a ``fee_schedule`` (NO_FEES) charge 0.
 
 Reservations are not stored: they are recomputed from the account's open orders (a BUY reserves
 ``price x remaining`` pUSD, a SELL reserves ``remaining`` shares of its token), so a cancel or a
@@ -17,6 +23,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any, Iterable
 
+from libs.common.fees import FeeSchedule, fill_fee, taker_fee
 from services.venue_sim.orders import Order, fmt, trade_wire
 
 _SPENDERS = ("0xE111180000d2663C0091e4f400237545B87B996B",  # V2 exchange (py_clob_client_v2 config.py)
@@ -40,6 +47,27 @@ def usd_cost(price: Decimal, size: Decimal) -> Decimal:
 def usd_proceeds(price: Decimal, size: Decimal) -> Decimal:
     """pUSD received by a seller for ``size`` shares at ``price``, rounded DOWN to 10^-6."""
     return (price * size).quantize(UNIT, rounding=ROUND_DOWN)
+
+
+def rate_bps(schedule: FeeSchedule) -> int:
+    """The wire's ``fee_rate_bps`` of a schedule: its taker rate x 10000 (0.07 -> 700)."""
+    return int((schedule.rate * 10000).to_integral_value())
+
+
+def fee_bound(side: str, limit: Decimal, size: Decimal, schedule: FeeSchedule) -> Decimal:
+    """Most pUSD a taker order of ``size`` shares limited to ``limit`` can pay in fees: the fee curve
+    ``p x (1 - p)`` peaks at 0.5 and a BUY fills at or below its limit, a SELL at or above it."""
+    worst = min(limit, Decimal("0.5")) if side == "BUY" else max(limit, Decimal("0.5"))
+    return taker_fee(size, worst, schedule)
+
+
+def order_need(side: str, price: Decimal, size: Decimal, schedule: FeeSchedule, crossing: bool) -> Decimal:
+    """What a new order must find available: a BUY ``price x size`` pUSD plus, when it crosses (it
+    fills at once as taker), the most fee it can pay (``fee_bound``); a SELL ``size`` shares (its fee
+    comes out of its proceeds, which always cover it: the rate is below 1)."""
+    if side != "BUY":
+        return size
+    return usd_cost(price, size) + (fee_bound(side, price, size, schedule) if crossing else Decimal(0))
 
 
 def to_micro(amount: Decimal) -> str:
@@ -101,8 +129,10 @@ def can_fund(acct: Account, side: str, token_id: str, need: Decimal, open_orders
     return need <= acct.shares(token_id) - shares.get(token_id, Decimal(0))
 
 
-def apply_fill(acct: Account, side: str, token_id: str, price: Decimal, size: Decimal) -> Decimal:
-    """Move pUSD and shares for a fill of our ``side`` order; returns the pUSD amount moved.
+def apply_fill(acct: Account, side: str, token_id: str, price: Decimal, size: Decimal,
+               fee: Decimal = Decimal(0)) -> Decimal:
+    """Move pUSD and shares for a fill of our ``side`` order, debiting ``fee`` pUSD (module doc);
+    returns the pUSD amount of the trade itself (price x size, without the fee).
 
     Raises:
         ValueError: the fill would make a balance negative (a bug in the caller's reservation).
@@ -110,19 +140,21 @@ def apply_fill(acct: Account, side: str, token_id: str, price: Decimal, size: De
     holding = acct.holdings.setdefault(token_id, Holding())
     if side == "BUY":
         cost = usd_cost(price, size)
-        if cost > acct.collateral:
-            raise ValueError(f"fill needs {cost} pUSD, {acct.address} has {acct.collateral}")
-        acct.collateral -= cost
+        if cost + fee > acct.collateral:
+            raise ValueError(f"fill needs {cost} pUSD + fee {fee}, {acct.address} has {acct.collateral}")
+        acct.collateral -= cost + fee
         holding.shares += size
-        holding.cost += cost
+        holding.cost += cost + fee
         holding.bought += size
         return cost
     if size > holding.shares:
         raise ValueError(f"fill sells {size} shares of {token_id}, {acct.address} has {holding.shares}")
     proceeds = usd_proceeds(price, size)
+    if fee > acct.collateral + proceeds:
+        raise ValueError(f"fill fee {fee} pUSD exceeds {acct.address}'s collateral and proceeds")
     basis = holding.cost if size == holding.shares else holding.avg_price * size
-    acct.collateral += proceeds
-    holding.realized += proceeds - basis
+    acct.collateral += proceeds - fee
+    holding.realized += proceeds - fee - basis
     holding.cost -= basis
     holding.shares -= size
     return proceeds
@@ -162,28 +194,31 @@ class Ledger:
         return self.accounts[key]
 
     def fill(self, order: Order, price: Decimal, size: Decimal, maker: bool, now_ms: int,
-             seed: int) -> tuple[dict[str, Any], Decimal, str]:
-        """Move the balances of one fill of ``order`` (``size`` shares at ``price``) and keep its
-        trade (REST copy, status MATCHED until ``set_status``), listed under the API key address
-        that posted the order. Trade, tape order and tx ids derive from ``seed`` and the fill
-        number, so a replay repeats them.
+             seed: int, schedule: FeeSchedule) -> tuple[dict[str, Any], Decimal, str, tuple[Decimal, Decimal]]:
+        """Move the balances of one fill of ``order`` (``size`` shares at ``price``), charging the fee
+        of ``schedule`` (module doc), and keep its trade (REST copy, status MATCHED until
+        ``set_status``), listed under the API key address that posted the order. Trade, tape order
+        and tx ids derive from ``seed`` and the fill number, so a replay repeats them.
 
         Returns:
-            (user-channel trade dict, pUSD moved, taker side).
+            (user-channel trade dict, pUSD moved without fee, taker side, (fee charged, rebate
+            estimate NOT credited) in pUSD).
         Raises:
             ValueError: the account cannot cover the fill (apply_fill).
         """
-        usd = apply_fill(self.account(order.maker), order.side, order.token_id, price, size)
+        fee, rebate = fill_fee(size, price, "MAKER" if maker else "TAKER", schedule)
+        usd = apply_fill(self.account(order.maker), order.side, order.token_id, price, size, fee)
         n = len(self.trades) + 1
         ids = {"trade": str(uuid.UUID(hex=hex_id(seed, "trade", n)[:32], version=4)),
                "tape_order": "0x" + hex_id(seed, "tape-order", n), "tx": "0x" + hex_id(seed, "tx", n)}
-        trade = {**trade_wire(order, price, size, maker, now_ms, ids), "transaction_hash": ""}  # hash at MINED
+        trade = {**trade_wire(order, price, size, maker, now_ms, ids, rate_bps(schedule)),
+                 "transaction_hash": ""}  # hash at MINED
         self._tx[ids["trade"]] = ids["tx"]
         taker_side = ("SELL" if order.side == "BUY" else "BUY") if maker else order.side
         self.trades.append((order.api_address.lower(), dict(trade)))
         self._by_id[trade["id"]] = self.trades[-1][1]
         self.last_trade[order.token_id] = (price, taker_side)
-        return trade, usd, taker_side
+        return trade, usd, taker_side, (fee, rebate)
 
     def set_status(self, trade_id: str, status: str, now_ms: int) -> dict[str, Any] | None:
         """Set trade ``trade_id``'s settlement ``status`` (MINED, CONFIRMED) and ``last_update``

@@ -6,6 +6,10 @@ Line shape (every key always present, "" when not applicable):
 ``{"ts_ms": market ms, "wall_ms": wall ms, "kind": "order_accepted" | "order_rejected" | "cancel" |
 "fill" | "market_end" | "heartbeat_expired" | "redeem" | "redeem_rejected", "order_id", "token_id", "side", "price", "size",
 "post_only", "order_type", "reason", "maker"}`` plus optional extra keys (e.g. ``status``, ``trade_id``).
+A ``fill`` line also carries ``trade_id``, ``role`` (MAKER | TAKER), ``size_matched``, ``fee`` (pUSD
+charged, "0" when none), ``rebate`` (pUSD maker rebate estimate, NOT credited: Polymarket pays it
+daily; "0" for a taker) and ``fee_rate_bps`` (int, the market's taker rate x 10000); a ``redeem``
+line carries ``payout`` (pUSD paid) and ``market``, ``winner`` (services/venue_sim/redeem.py).
 """
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ Matching rules (SPEC S4; deterministic given the tape and the seed, no randomnes
   Tape liquidity we took stays consumed until the tape next updates that token. Market BUYs
   (FOK/FAK) buy up to ``takerAmount`` shares at prices up to ``makerAmount/takerAmount`` (they do
   not spend price improvement on extra shares).
-- Our orders never match each other. Fees are 0 (accounts.py).
+- Our orders never match each other. Fees follow the market's ``fee_schedule`` (accounts.py,
+  libs/common/fees.py): a TAKER fill pays ``taker_fee`` pUSD from the maker wallet, a MAKER fill
+  pays 0 (``takerOnly``) and its rebate estimate is audited, never credited; no schedule = fees 0.
 - Orders of the four wallet types are checked by wallets.py/sigs.py; the maker WALLET funds them and
   holds the result, while the API key's address (``Order.api_address``) owns them for listing,
   cancels and heartbeats. Fills are MATCHED trades that settle later: MINED, then CONFIRMED
@@ -234,7 +236,7 @@ class Engine(EngineQueries):
         crossing = od.crosses(p.side, p.price, best_ask if p.side == "BUY" else best_bid)
         if p.post_only and crossing:
             raise OrderReject(400, od.ERR_POST_ONLY_CROSS, "INVALID_POST_ONLY_ORDER")
-        need = acc.usd_cost(p.price, p.size) if p.side == "BUY" else p.size
+        need = acc.order_need(p.side, p.price, p.size, meta.fee_schedule, crossing)
         if not acc.can_fund(self.ledger.account(maker), p.side, p.token_id, need, self._open_of(maker, by_maker=True)):
             raise OrderReject(400, od.ERR_BALANCE, "INVALID_ORDER_NOT_ENOUGH_BALANCE")
         fills = self._taker_fills(p) if crossing else []
@@ -288,7 +290,9 @@ class Engine(EngineQueries):
         Raises:
             ValueError: the account cannot cover the fill (a reservation bug; the caller cancels).
         """
-        trade, usd, taker_side = self.ledger.fill(order, price, size, maker, self.clock.now_ms(), self.seed)
+        schedule = self.markets[order.token_id].fee_schedule
+        trade, usd, taker_side, (fee, rebate) = self.ledger.fill(order, price, size, maker, self.clock.now_ms(),
+                                                                  self.seed, schedule)
         self.settlement.matched(trade["id"], self.clock.now_ms())
         order.size_matched += size
         order.associate_trades.append(trade["id"])
@@ -297,7 +301,8 @@ class Engine(EngineQueries):
             self._open.get(order.token_id, {}).pop(order.id, None)
         self._audit("fill", order_id=order.id, token_id=order.token_id, side=order.side, price=price,
                     size=size, post_only=order.post_only, order_type=order.order_type, maker=order.maker,
-                    trade_id=trade["id"], role="MAKER" if maker else "TAKER", size_matched=order.size_matched)
+                    trade_id=trade["id"], role="MAKER" if maker else "TAKER", size_matched=order.size_matched,
+                    fee=fee, rebate=rebate, fee_rate_bps=acc.rate_bps(schedule))
         log.info("event ORDER_FILLED order_id=%s side=%s price=%s size=%s role=%s", order.id, order.side,
                  price, size, "MAKER" if maker else "TAKER")
         return TradeEvent(trade, order.token_id, price, size, taker_side), usd

@@ -8,7 +8,14 @@ Shapes follow reference/polymarket-api.md 1.3 and 1.5 and the real Gamma object 
 ``orderPriceMinTickSize`` are numbers. A market is ``closed`` once its ``end_ms`` has passed at the
 current replay time. The compact ``/clob-markets`` object (``c, t[{t, o}], mts, mos, nr, fd{r, e,
 to}``) is what py_clob_client_v2 ``get_clob_market_info`` reads (it indexes ``t``, ``mts``).
-Fees are 0 (``fd.r`` 0, ``base_fee`` 0).
+Fees come from the market's ``fee_schedule`` (libs/common/fees.py; markets.json): the Gamma market
+has ``feesEnabled`` and, when enabled, ``feeSchedule {rate, exponent, takerOnly, rebateRate}`` (JSON
+numbers and a bool, as in fixtures-nautilus gamma_market_sports_market_money_line.json); the compact
+``/clob-markets`` object has ``fd {r: rate, e: exponent, to: takerOnly}`` (what polymarket-client
+``_parse_platform_fee_info`` reads, polymarket/_internal/actions/orders/market_data.py); ``/fee-rate``
+answers ``{"base_fee": rate x 10000}`` (bps, an int). ``takerBaseFee``/``makerBaseFee`` (and the CLOB's
+snake_case pair) carry the same bps, the maker's 0 on a ``takerOnly`` market: the venue's own mapping
+(real fee markets show a legacy 1000 there, unrelated to the fee formula). No schedule = all 0.
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, request
 
+from libs.common.fees import FeeSchedule
 from libs.common.tapes import MarketMeta
 from services.venue_sim.orders import OrderReject, fmt, overlay_book
 from services.venue_sim.redeem import payout_per_share, resolutions_for
@@ -96,6 +104,23 @@ def winner_of(engine: Any, condition_id: str) -> str | None:
         return None
 
 
+def fee_bps(schedule: FeeSchedule) -> tuple[int, int]:
+    """(taker, maker) base fee in bps of a schedule (module doc)."""
+    taker = int((schedule.rate * 10000).to_integral_value())
+    return taker, 0 if schedule.taker_only else taker
+
+
+def gamma_fees(schedule: FeeSchedule) -> dict[str, Any]:
+    """Gamma's fee fields of a market: ``feesEnabled``, ``feeSchedule`` (only when enabled),
+    ``takerBaseFee``, ``makerBaseFee`` (module doc)."""
+    taker, maker = fee_bps(schedule)
+    out: dict[str, Any] = {"feesEnabled": schedule.rate > 0, "makerBaseFee": maker, "takerBaseFee": taker}
+    if schedule.rate > 0:
+        out["feeSchedule"] = {"rate": number(schedule.rate), "exponent": schedule.exponent,
+                              "takerOnly": schedule.taker_only, "rebateRate": number(schedule.rebate_rate)}
+    return out
+
+
 def gamma_market(meta: MarketMeta, engine: Any, books: Any, now_ms: int) -> dict[str, Any]:
     """One Gamma ``Market`` object (real field names and types) at market time ``now_ms``.
 
@@ -124,7 +149,7 @@ def gamma_market(meta: MarketMeta, engine: Any, books: Any, now_ms: int) -> dict
             "bestAsk": number(ask) if ask is not None else None,
             "spread": number(ask - bid) if bid is not None and ask is not None else None,
             "lastTradePrice": number(Decimal(last_trade_price(engine, books, first)[0])),
-            "volume": "0", "liquidity": "0", "feesEnabled": False, "makerBaseFee": 0, "takerBaseFee": 0}
+            "volume": "0", "liquidity": "0", **gamma_fees(meta.fee_schedule)}
 
 
 def clob_market(meta: MarketMeta, engine: Any, books: Any, now_ms: int) -> dict[str, Any]:
@@ -138,11 +163,20 @@ def clob_market(meta: MarketMeta, engine: Any, books: Any, now_ms: int) -> dict[
             "minimum_tick_size": number(books.tick_size(meta.token_ids[0])), "condition_id": meta.condition_id,
             "question_id": meta.condition_id, "question": meta.question, "description": "",
             "market_slug": meta.slug, "end_date_iso": iso(meta.end_ms), "game_start_time": None,
-            "seconds_delay": 0, "fpmm": "", "maker_base_fee": 0, "taker_base_fee": 0,
+            "seconds_delay": 0, "fpmm": "", "maker_base_fee": fee_bps(meta.fee_schedule)[1],
+            "taker_base_fee": fee_bps(meta.fee_schedule)[0],
             "notifications_enabled": False, "neg_risk": meta.neg_risk, "neg_risk_market_id": "",
             "neg_risk_request_id": "", "icon": "", "image": "",
             "rewards": {"rates": None, "min_size": 0, "max_spread": 0}, "is_50_50_outcome": False,
             "tokens": tokens, "tags": []}
+
+
+def clob_fee_info(schedule: FeeSchedule) -> dict[str, Any]:
+    """The ``/clob-markets`` ``fd`` object: ``r`` rate, ``e`` exponent (0 and 0 without fees, as
+    before), ``to`` takerOnly (module doc)."""
+    if schedule.rate == 0:
+        return {"r": 0, "e": 0, "to": True}
+    return {"r": number(schedule.rate), "e": schedule.exponent, "to": schedule.taker_only}
 
 
 def _multi(name: str) -> set[str]:
@@ -172,15 +206,15 @@ def register_market_info(bp: Blueprint, engine: Any, books: Any, markets: dict[s
 
     @bp.get("/fee-rate")
     def fee_rate() -> Response:
-        token_meta(markets, books, request.args.get("token_id"))
-        return _json({"base_fee": 0})
+        meta = token_meta(markets, books, request.args.get("token_id"))
+        return _json({"base_fee": fee_bps(meta.fee_schedule)[0]})
 
     @bp.get("/clob-markets/<condition_id>")
     def clob_market_info(condition_id: str) -> Response:
         meta = condition(condition_id)
         return _json({"c": meta.condition_id, "t": [{"t": t, "o": o} for t, o in zip(meta.token_ids, meta.outcomes)],
                       "mts": number(books.tick_size(meta.token_ids[0])), "mos": number(meta.min_order_size),
-                      "nr": meta.neg_risk, "fd": {"r": 0, "e": 0, "to": True}})
+                      "nr": meta.neg_risk, "fd": clob_fee_info(meta.fee_schedule)})
 
     @bp.get("/markets")
     def clob_markets() -> Response:

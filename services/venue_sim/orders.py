@@ -306,19 +306,22 @@ def walk_levels(side: str, limit: Decimal, size: Decimal, levels: list[tuple[Dec
 
 
 def trade_wire(o: Order, price: Decimal, size: Decimal, maker: bool, now_ms: int,
-               ids: dict[str, str]) -> dict[str, Any]:
+               ids: dict[str, str], fee_rate_bps: int = 0) -> dict[str, Any]:
     """The user-channel ``trade`` event of one fill of our order ``o`` (reference/polymarket-api.md
     1.2): as maker, top-level ``side`` is the taker's and our leg is in ``maker_orders``; as taker,
-    the tape is the maker (zero address). ``ids`` gives ``trade``, ``tape_order`` and ``tx`` ids."""
-    other = "SELL" if o.side == "BUY" else "BUY"
+    the tape is the maker (zero address). ``ids`` gives ``trade``, ``tape_order`` and ``tx`` ids.
+    ``fee_rate_bps`` is the market's taker fee rate x 10000, sent as a decimal string on the trade
+    and its leg (polymarket/models/clob/account.py ``ClobTrade.fee_rate_bps``, parsed as Decimal);
+    ``trader_side`` says whether OUR order was MAKER or TAKER."""
+    other, bps = ("SELL" if o.side == "BUY" else "BUY"), str(fee_rate_bps)
     leg = {"order_id": o.id if maker else ids["tape_order"], "owner": o.owner if maker else "",
            "maker_address": o.maker if maker else "0x" + "0" * 40, "matched_amount": fmt(size),
-           "price": fmt(price), "fee_rate_bps": "0", "asset_id": o.token_id, "outcome": o.outcome,
+           "price": fmt(price), "fee_rate_bps": bps, "asset_id": o.token_id, "outcome": o.outcome,
            "side": o.side if maker else other}
     return {"event_type": "trade", "type": "TRADE", "id": ids["trade"],
             "taker_order_id": ids["tape_order"] if maker else o.id, "market": o.market,
             "asset_id": o.token_id, "side": other if maker else o.side, "size": fmt(size),
-            "price": fmt(price), "fee_rate_bps": "0", "status": "MATCHED",
+            "price": fmt(price), "fee_rate_bps": bps, "status": "MATCHED",
             "match_time": str(now_ms // 1000), "last_update": str(now_ms // 1000), "outcome": o.outcome,
             "owner": o.owner, "trade_owner": o.owner, "maker_address": o.maker,
             "transaction_hash": ids["tx"], "bucket_index": 0, "maker_orders": [leg],

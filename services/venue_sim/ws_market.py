@@ -11,7 +11,7 @@ order's own token only, not mirrored at 1 - p into the complementary token).
 Venue-made frames (compact JSON): a tick flip -> ``tick_size_change`` then a fresh ``book``; our
 order placed/updated/cancelled -> ``best_bid_ask`` (when the overlay top changed) then a
 ``price_change`` with the level's new total; our fill -> ``last_trade_price`` (taker side,
-``fee_rate_bps`` "0") then a fresh ``book`` (reference/polymarket-api.md, simulator checklist 2-3).
+``fee_rate_bps`` of the market's fee schedule) then a fresh ``book`` (reference/polymarket-api.md, simulator checklist 2-3).
 
 One dispatcher thread serialises everything a client can see (tape frames, venue events, engine
 events, subscription changes), so a dump is always followed by every later change. A tape frame
@@ -363,7 +363,7 @@ class MarketHub(Hub):
 
     def _last_trade_message(self, event: TradeEvent, now: str) -> dict[str, Any]:
         trade = event.trade
-        return {"asset_id": event.token_id, "event_type": "last_trade_price", "fee_rate_bps": "0",
+        return {"asset_id": event.token_id, "event_type": "last_trade_price", "fee_rate_bps": str(trade.get("fee_rate_bps", "0")),
                 "market": trade.get("market") or self.books.market_of(event.token_id), "price": fmt(event.price),
                 "side": event.taker_side, "size": fmt(event.size), "timestamp": now,
                 "transaction_hash": trade.get("transaction_hash", "")}

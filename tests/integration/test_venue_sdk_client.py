@@ -33,8 +33,11 @@ def _wallet(owner: str, kind: int) -> str:
     return next(w.address for w in derive_wallets(owner) if w.kind == kind and not w.legacy)
 
 
-def _serve(**exchange: Any) -> Iterator[SimpleNamespace]:
+def _serve(fee_schedule: Any = None, **exchange: Any) -> Iterator[SimpleNamespace]:
     engine, books, clock, events = make_engine(start_usdc="1000", **exchange)
+    if fee_schedule is not None:  # before the app is made: the market-info endpoints index the markets
+        for token in (YES, NO):
+            engine.markets[token] = dataclasses.replace(engine.markets[token], fee_schedule=fee_schedule)
     app = create_app(engine, books, engine.markets, Leaders([], clock, 0, 1), clock, Faults(), engine.audit)
     server = make_http_server("127.0.0.1", 0, app)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -194,3 +197,23 @@ def test_public_reads_and_market_parameters(venue: SimpleNamespace) -> None:
     client.place_limit_order(token_id=YES, price="0.52", size="10", side="BUY")
     last = client.get_last_trade_price(token_id=YES)
     assert last is not None and (last.price, last.side) == (Decimal("0.52"), "BUY")
+
+
+def test_the_sdk_reads_the_venues_fees_unchanged() -> None:
+    """On a crypto-fee market the SDK parses our trades' ``fee_rate_bps`` and ``trader_side`` as
+    sent, and the clob market info's ``fd`` (the fee it prices market BUYs with); our adapter's
+    ``fills_of`` keeps them in its TradeFill."""
+    from polymarket._internal.actions.orders.market_data import fetch_platform_fee_info_sync
+
+    from libs.common.fees import CATEGORY_SCHEDULES
+    from libs.common.venue_sdk_parse import fills_of
+    for v in _serve(fee_schedule=CATEGORY_SCHEDULES["crypto"]):
+        client = _client(v, KEY, OWNER)
+        info = fetch_platform_fee_info_sync(client._ctx, condition_id=CID)
+        assert (info.rate, info.exponent) == (Decimal("0.07"), Decimal(1))
+        client.place_limit_order(token_id=YES, price="0.52", size="10", side="BUY")  # crosses: taker
+        (trade,) = list(client.list_account_trades().iter_items())
+        assert (trade.fee_rate_bps, trade.trader_side) == (Decimal(700), "TAKER")
+        assert v.engine.ledger.account(OWNER).collateral == Decimal(1000) - Decimal("5.2") - Decimal("0.17472")
+        (fill,) = fills_of(trade, YES, (OWNER, client._ctx.credentials.key))
+        assert (fill.role, fill.fee_rate_bps, fill.size) == ("TAKER", "700", Decimal(10))

@@ -81,11 +81,11 @@ def test_maker_trade_without_our_leg_is_an_error_not_a_guess() -> None:
 
 
 def test_rest_rows_are_shaped_like_live_entries() -> None:
-    tf = TradeFill("t1", "0xo", TOKEN, "BUY", D("0.50"), D("10.0"), "CONFIRMED", 1_700_000_000_000)
+    tf = TradeFill("t1", "0xo", TOKEN, "BUY", D("0.50"), D("10.0"), "CONFIRMED", 1_700_000_000_000, "MAKER", "700")
     token, f = fill_entry(tf)
     assert token == TOKEN and f == {"kind": "trade", "trade_id": "t1", "trade_status": "CONFIRMED", "order_id": "0xo",
                                     "side": "BUY", "price": "0.5", "size": "10", "ts_ms": "1700000000000",
-                                    "source": "rest"}
+                                    "source": "rest", "role": "MAKER", "fee_rate_bps": "700"}
     token, f = state_entry(OrderState("0xo", "MATCHED", "BUY", D("0.5"), D("10"), D("10")), TOKEN, 5)
     assert token == TOKEN and f["status"] == "MATCHED" and f["size_matched"] == "10" and f["source"] == "rest"
 
@@ -156,3 +156,25 @@ def test_the_sdk_parses_the_venues_events() -> None:
     assert ev.type == "trade" and ev.payload.maker_orders[0].order_id == o.id
     [(token, f)] = parse_frame(orjson.dumps(trade), KEY)[0]
     assert (token, f["order_id"], f["side"], f["size"], f["trade_id"]) == (TOKEN, o.id, "BUY", "10", "t-1")
+
+
+def test_trade_entries_carry_our_role_and_the_fee_rate() -> None:
+    """Our role is MAKER when the fill is our maker_orders leg, TAKER when it is the taker order; the
+    trade's fee_rate_bps passes through (the leg's when it has one), "" when absent."""
+    from services.venue_sim.orders import Order, trade_wire
+    o = Order(id="0x" + "ab" * 32, owner=KEY, maker="0x" + "11" * 20, api_address="0x" + "11" * 20, token_id=TOKEN,
+              market="0x" + "cd" * 32, outcome="Up", side="BUY", price=D("0.5"), original_size=D(10),
+              order_type="GTC", post_only=False, expiration=0, created_ms=1_700_000_000_000, seq=1)
+    ids = {"trade": "t-1", "tape_order": "0x" + "00" * 32, "tx": "0x" + "ee" * 32}
+    for maker, role in ((True, "MAKER"), (False, "TAKER")):
+        wire = trade_wire(o, D("0.5"), D(10), maker, 1_700_000_000_000, ids, 700)
+        assert wire["fee_rate_bps"] == "700" and wire["trader_side"] == role
+        [(_, f)] = parse_frame(orjson.dumps(wire), KEY)[0]
+        assert (f["order_id"], f["role"], f["fee_rate_bps"]) == (o.id, role, "700")
+    wire = trade_wire(o, D("0.5"), D(10), False, 1_700_000_000_000, ids)
+    del wire["fee_rate_bps"]
+    [(_, f)] = parse_frame(orjson.dumps(wire), KEY)[0]
+    assert f["fee_rate_bps"] == "" and f["role"] == "TAKER"
+    wire["fee_rate_bps"] = "lots"
+    entries, errors = parse_frame(orjson.dumps(wire), KEY)
+    assert entries == [] and "fee_rate_bps" in errors[0] and "lots" in errors[0]
