@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from libs.common.tapes import MarketMeta, load_markets, read_tape  # noqa: E402
+from libs.common.tapes import MarketMeta, load_markets, read_tape_dir  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 DEFAULT_SOURCE = SHARED / "leader-gabagool22" / "activity_all_sorted.jsonl.gz"
@@ -144,11 +144,11 @@ class TopOfBook:
 
 
 def tape_moments(tape_dir: Path) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """(recv_ms, events) for each distinct recv_ms of the tape, in order (array frames flattened)."""
-    path = next(p for p in (tape_dir / "frames.jsonl.gz", tape_dir / "frames.jsonl") if p.exists())
+    """(recv_ms, events) for each distinct recv_ms of the tape (``frames.jsonl[.gz]`` or a quote tape,
+    libs/common/tapes.py ``read_tape_dir``), in order (array frames flattened)."""
     group: list[dict[str, Any]] = []
     current = None
-    for frame in read_tape(path):
+    for frame in read_tape_dir(tape_dir):
         if frame.recv_ms != current and group:
             yield current, group
             group = []

@@ -3,6 +3,8 @@
 * A **tape** (``frames.jsonl`` or ``frames.jsonl.gz``) holds one JSON object per line,
   ``{"seq": N, "recv_ms": <receive time, Unix ms>, "payload": "<exact market-channel frame text>", ...}``.
   Extra keys (for example ``payload_sha256``) are allowed and ignored.
+* A **quote tape** (``quotes.csv.gz`` + ``resolutions.json``, libs/common/quote_tape.py) is a compact
+  top-of-book file expanded at load time into the same frames; :func:`read_tape_dir` reads either kind.
 * ``markets.json`` is a JSON list of :class:`MarketMeta` objects (prices as decimal strings).
 * A **leader file** holds data-api ``GET /trades`` rows (``timestamp`` in Unix seconds, ``size`` in
   shares and ``price`` in [0, 1] as JSON numbers), optionally preceded by a ``{"_meta": {...}}`` line.
@@ -20,7 +22,10 @@ from typing import IO, Any, Iterator
 
 import orjson
 
-__all__ = ["TapeError", "TapeFrame", "MarketMeta", "LeaderFile", "read_tape", "load_markets", "load_leader"]
+from libs.common.fees import NO_FEES, FeeSchedule
+
+__all__ = ["TapeError", "TapeFrame", "MarketMeta", "LeaderFile", "read_tape", "read_tape_dir", "tape_source",
+           "load_markets", "load_leader"]
 
 _SHOWN = 80  # characters of an offending value quoted in an error message
 
@@ -45,7 +50,8 @@ class MarketMeta:
 
     ``token_ids[i]`` is the token of ``outcomes[i]``; ``start_ms``/``end_ms`` are Unix ms;
     ``tick_size`` is a price in (0, 1); ``min_order_size`` is in shares; ``synthetic_condition_id``
-    is true when the source had no condition id and one was derived (``0x`` + sha256(slug)).
+    is true when the source had no condition id and one was derived (``0x`` + sha256(slug));
+    ``fee_schedule`` is the market's ``feeSchedule`` (libs/common/fees.py; absent in the file = no fees).
     """
 
     condition_id: str
@@ -59,6 +65,7 @@ class MarketMeta:
     min_order_size: Decimal
     neg_risk: bool
     synthetic_condition_id: bool
+    fee_schedule: FeeSchedule = NO_FEES
 
 
 @dataclass(frozen=True)
@@ -117,8 +124,62 @@ def read_tape(path: Path) -> Iterator[TapeFrame]:
                         payload=_field(where, obj, "payload", str))
 
 
+TAPE_FILES = ("frames.jsonl", "frames.jsonl.gz", "quotes.csv.gz")  # in order of preference in a tape directory
+
+
+def tape_source(path: Path) -> Path:
+    """The file holding a tape's frames: ``path`` itself when it is a file, else the first of
+    ``TAPE_FILES`` present in the directory ``path``.
+
+    Raises:
+        TapeError: ``path`` does not exist, or the directory holds none of ``TAPE_FILES``.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    found = next((path / f for f in TAPE_FILES if (path / f).is_file()), None)
+    if found is None:
+        raise TapeError(f"{path}: field 'tape' has bad value: no file of {', '.join(TAPE_FILES)} there")
+    return found
+
+
+def read_tape_dir(path: Path) -> Iterator[TapeFrame]:
+    """Yield the frames of a tape directory (or one of its ``TAPE_FILES``) in order: the JSON lines of
+    ``frames.jsonl[.gz]`` (:func:`read_tape`), or a quote tape's ``quotes.csv.gz`` expanded to frames
+    (libs/common/quote_tape.py).
+
+    Raises:
+        TapeError: no tape file there, or a malformed line (file, line, field and value named).
+    """
+    source = tape_source(path)
+    if source.name.endswith(".csv.gz"):
+        from libs.common.quote_tape import quote_frames  # noqa: PLC0415 - quote_tape imports this module
+
+        for _, frame in quote_frames(source):
+            assert isinstance(frame, TapeFrame)  # strict: a bad line raises
+            yield frame
+    else:
+        yield from read_tape(source)
+
+
 _MARKET_FIELDS = ("condition_id", "question", "slug", "token_ids", "outcomes", "start_ms", "end_ms",
-                  "tick_size", "min_order_size", "neg_risk", "synthetic_condition_id")
+                  "tick_size", "min_order_size", "neg_risk", "synthetic_condition_id", "fee_schedule")
+
+
+def _fee_schedule(where: str, obj: dict[str, Any]) -> FeeSchedule:
+    """Optional ``fee_schedule {rate, exponent, taker_only, rebate_rate}`` (decimal strings, bool)."""
+    raw = obj.get("fee_schedule")
+    if raw is None:
+        return NO_FEES
+    if not isinstance(raw, dict) or set(raw) != {"rate", "exponent", "taker_only", "rebate_rate"}:
+        raise TapeError(f"{where}: field 'fee_schedule' has bad value {_show(raw)}")
+    try:
+        rate, rebate, exponent = Decimal(raw["rate"]), Decimal(raw["rebate_rate"]), int(raw["exponent"])
+    except (InvalidOperation, TypeError, ValueError):
+        raise TapeError(f"{where}: field 'fee_schedule' has bad value {_show(raw)}") from None
+    if not (0 <= rate < 1 and 0 <= rebate <= 1 and exponent >= 1 and isinstance(raw["taker_only"], bool)):
+        raise TapeError(f"{where}: field 'fee_schedule' has bad value {_show(raw)}")
+    return FeeSchedule(rate, exponent, raw["taker_only"], rebate)
 
 
 def _decimal(where: str, obj: dict[str, Any], name: str, upper: Decimal | None) -> Decimal:
@@ -153,7 +214,8 @@ def _market(where: str, obj: Any) -> MarketMeta:
         end_ms=_field(where, obj, "end_ms", int), tick_size=_decimal(where, obj, "tick_size", Decimal(1)),
         min_order_size=_decimal(where, obj, "min_order_size", None),
         neg_risk=_field(where, obj, "neg_risk", bool),
-        synthetic_condition_id=_field(where, obj, "synthetic_condition_id", bool))
+        synthetic_condition_id=_field(where, obj, "synthetic_condition_id", bool),
+        fee_schedule=_fee_schedule(where, obj))
     if len(meta.outcomes) != len(meta.token_ids):
         raise TapeError(f"{where}: field 'outcomes' has bad value {_show(obj['outcomes'])} "
                         f"(needs one outcome per token id, {len(meta.token_ids)})")

@@ -27,6 +27,7 @@ from libs.common.clock import ReplayClock, publish_replay_clock
 from libs.common import runtime
 from libs.common.journal import Journal
 from libs.common.runtime import heartbeat, install_stop_handlers, instance_name, run_loop
+from libs.common.quote_tape import is_quote_tape, quote_span
 from libs.common.tapes import MarketMeta, TapeError, TapeFrame, load_markets
 from services.venue_sim.audit import Audit
 from services.venue_sim.books import Applied, ParsedFrame, TapeBooks
@@ -47,7 +48,10 @@ WS_PATHS = ("/ws/market", "/ws/user")
 
 
 def tape_span(path: Path) -> tuple[int | None, int | None]:
-    """(first, last) ``recv_ms`` of the tape's valid lines; (None, None) for an empty tape."""
+    """(first, last) ``recv_ms`` of the tape's valid lines; (None, None) for an empty tape. A quote tape
+    (libs/common/quote_tape.py) is scanned without building its frames."""
+    if is_quote_tape(path):
+        return quote_span(path)
     first = last = None
     for _, item in read_frames(path):
         if isinstance(item, TapeFrame):

@@ -19,7 +19,7 @@ from services.venue_sim.wallets import DEFAULT_OWNERS
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_TAPE = REPO / "data" / "tapes" / "btc5m-2026-02-18-am"
 DEFAULT_LEADERS = [REPO / "data" / "leaders" / "demo-synthetic.jsonl"]
-FRAME_FILES = ("frames.jsonl", "frames.jsonl.gz")
+FRAME_FILES = ("frames.jsonl", "frames.jsonl.gz", "quotes.csv.gz")  # quotes.csv.gz: a quote tape (libs/common/quote_tape.py)
 
 
 class PaperExchangeSettings(BaseSettings):
@@ -157,7 +157,8 @@ class VenueSettings(BaseServiceSettings, PaperExchangeSettings):
         return self.tape if self.tape.is_dir() else self.tape.parent
 
     def frames_path(self) -> Path:
-        """The frames file to replay (``frames.jsonl`` preferred over ``frames.jsonl.gz`` in a directory)."""
+        """The frames file to replay: in a directory the first of ``FRAME_FILES`` present (``frames.jsonl``,
+        ``frames.jsonl.gz``, else a quote tape's ``quotes.csv.gz``, which ``replay.read_frames`` expands)."""
         if self.tape.is_file():
             return self.tape
         return next(self.tape / f for f in FRAME_FILES if (self.tape / f).exists())

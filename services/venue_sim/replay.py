@@ -7,7 +7,17 @@ market time to wall time (``ReplayClock``: tape ms = ``epoch_tape_ms + (wall - e
 also after the tape's last frame (market time goes on). A line that is not a valid tape line, or
 whose payload is not a valid market-channel frame, is journaled with its line number and skipped.
 
-Resolution rule (documented choice, the tape has no outcome): at a market's end the winning asset
+Resolution: a ``market_resolved`` event in the tape (custom feature event, reference/polymarket-api.md
+1.1; e.g. tapes/btc15m-2026-09-28 carries the real outcome at each market's end) resolves its market
+(``market``) for its ``winning_asset_id`` when the frame is applied, through the same path as a
+market end or ``request_resolution`` (journal ``MARKET_RESOLVED`` with ``source="tape"``, the sink's
+``on_market_end``: winner recorded for redeem, orders cancelled, ``market_resolved`` announced). A
+frame whose events are all ``market_resolved`` is not forwarded as a frame (the resolution path
+announces it once). Frames at a market's ``end_ms`` are applied before its end, so a resolution
+frame at exactly ``end_ms`` wins over the mid rule; one for a market already resolved, an unknown
+market or a winner that is not one of its tokens is journaled (``RESOLVE_IGNORED``) and skipped.
+
+Mid rule, only for a market whose tape carries no ``market_resolved`` by its end: the winning asset
 is the token whose last tape mid is above 0.5; mid = (best bid + best ask) / 2, or the only side's
 price when one side is empty. If no token is above 0.5 the highest mid wins (ties: the first
 outcome); a market whose tokens have no levels at all resolves with no winner (``""``).
@@ -25,6 +35,7 @@ from typing import IO, Any, Callable, Iterable, Iterator, Protocol
 import orjson
 
 from libs.common.clock import ReplayClock
+from libs.common.quote_tape import is_quote_tape, quote_frames
 from libs.common.tapes import MarketMeta, TapeFrame
 from services.venue_sim.books import (ZERO, Applied, LastTrade, Level, LevelChange, ParsedFrame, Snapshot,
                                       TapeBooks, TickChange, Update)
@@ -180,7 +191,14 @@ def _tape_line(raw: bytes) -> TapeFrame:
 
 def read_frames(path: Path) -> Iterator[tuple[int, TapeFrame | str]]:
     """Yield ``(line number, frame)`` of a plain or ``.gz`` tape, or ``(line number, reason)`` for a
-    line that is not a valid tape line (the caller journals and skips it). Blank lines are ignored."""
+    line that is not a valid tape line (the caller journals and skips it). Blank lines are ignored.
+
+    A quote tape (its directory or its ``quotes.csv.gz``, libs/common/quote_tape.py) is expanded to
+    frames; the line number is the quote's line. Its markets.json/resolutions.json or header being
+    unusable raises ``TapeError``."""
+    if is_quote_tape(Path(path)):
+        yield from quote_frames(Path(path), strict=False)
+        return
     with _open(Path(path)) as fh:
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
@@ -324,7 +342,22 @@ class Replay:
             applied = self.books.apply(parsed, frame.recv_ms)
             self.position.frames_applied += 1
             self.position.last_seq, self.position.last_recv_ms = frame.seq, frame.recv_ms
-            self._safely("on_frame", self.sink.on_frame, frame, parsed, applied)
+            resolved = [ev for ev in parsed.events if ev.get("event_type") == "market_resolved"]
+            if len(resolved) < len(parsed.events):
+                self._safely("on_frame", self.sink.on_frame, frame, parsed, applied)
+            for ev in resolved:
+                self._resolve_from_tape(ev, frame.recv_ms)
+
+    def _resolve_from_tape(self, ev: dict[str, Any], at_ms: int) -> None:
+        """Resolve the market of a tape ``market_resolved`` event for its ``winning_asset_id`` (module doc)."""
+        condition_id, winner = str(ev.get("market", "")), ev.get("winning_asset_id")
+        market = next((m for m in self._ends if m.condition_id == condition_id), None)
+        if market is None or not isinstance(winner, str) or (winner and winner not in market.token_ids):
+            why = "already resolved or unknown market" if market is None else f"bad winning_asset_id {winner!r}"
+            self.journal.record("RESOLVE_IGNORED", level="warn", market=condition_id, why=why, source="tape")
+            return
+        self._ends.remove(market)
+        self._end_market(market, winner, at_ms, source="tape")
 
     def _check_done(self) -> None:
         if self._next is None and not self.position.done:
@@ -351,18 +384,21 @@ class Replay:
                 self.journal.record("RESOLVE_IGNORED", level="warn", market=condition_id, why="already resolved")
                 continue
             self._ends.remove(market)
-            self._end_market(market, winner, t_ms)
+            self._end_market(market, winner, t_ms, source="control")
             n += 1
         return n
 
-    def _end_market(self, market: MarketMeta, winner: str | None = None, at_ms: int | None = None) -> None:
-        """Resolve ``market``: at its end by the tape's rule, or early (``winner`` and ``at_ms`` given)."""
+    def _end_market(self, market: MarketMeta, winner: str | None = None, at_ms: int | None = None,
+                    source: str = "mid") -> None:
+        """Resolve ``market``: at its end by the mid rule, or for ``winner`` at ``at_ms`` (``source``
+        "tape" = a tape ``market_resolved``, "control" = ``request_resolution``, always journaled
+        ``early``); a tape resolution is ``early`` when it is before the market's end."""
         if winner is None:
             winner = winning_token(market, {t: self.books.tape_top(t) for t in market.token_ids})
         at = market.end_ms if at_ms is None else at_ms
         self.position.markets_ended += 1
         self.journal.record("MARKET_RESOLVED", token_id=winner, market=market.condition_id, end_ms=market.end_ms,
-                            resolved_ms=at, early=at_ms is not None)
+                            resolved_ms=at, early=source == "control" or at < market.end_ms, source=source)
         self._safely("on_market_end", self.sink.on_market_end, market, resolved_message(market, winner, at))
 
     def bad_line(self, lineno: int, reason: str) -> None:
