@@ -134,3 +134,20 @@ def token_of_orders(key: str) -> str:
     if not (key.startswith(prefix) and key.endswith("}")):
         raise ValueError(f"not an orders key: {key!r}")
     return key[len(prefix):-1]
+
+
+def fills_pattern() -> str:
+    """SCAN pattern matching every :func:`fills` key."""
+    return f"{NS}:fills:{{*}}"
+
+
+def token_of_fills(key: str) -> str:
+    """The token id of a :func:`fills` key (inverse of ``fills``).
+
+    Raises:
+        ValueError: ``key`` is not a fills key.
+    """
+    prefix = f"{NS}:fills:{{"
+    if not (key.startswith(prefix) and key.endswith("}")):
+        raise ValueError(f"not a fills key: {key!r}")
+    return key[len(prefix):-1]

@@ -16,6 +16,13 @@ A new trade of ``size`` then counts ``trade_count(prior, matched, size)`` =
 REST poll and the trade of the same shares never count twice, and a trade already in the ledger (by
 ``trade_id:order_id``) never counts again.
 
+Fees of a fill (docs.polymarket.com/trading/fees; libs/common/fees.py): ``fee`` and ``rebate`` (pUSD)
+of a ledger entry are ``fees.fill_fee(trade size, price, role, schedule)`` -- the whole trade's, as the
+venue charged it, whichever path (poll or trade) counted its shares; 0 for a FAILED trade. The
+schedule is the scheduler's ``pb:tok`` fee fields (``tokens.fee_schedule``), else the trade's own
+``fee_rate_bps`` (exponent 1, no rebate); a market without fees books "0" whatever the role; a fee
+market fill of unknown role books "" (unknown) with the reason code ``FEE_ROLE_UNKNOWN``.
+
 Close check: a token may be closed (state closed/cooldown/resolved, lease released done) only when the
 venue lists no open order on it that we do not track and its balance equals the position our fills
 imply (``position + redeem_shares``).
@@ -23,9 +30,11 @@ imply (``position + redeem_shares``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Iterable, Mapping, Sequence
 
+from libs.common.pnl import stored_decimal
+from libs.common.fees import NO_FEES, FeeSchedule, fill_fee
 from libs.common.venue_types import OrderState
 
 ZERO = Decimal(0)
@@ -34,13 +43,7 @@ CLOSING = ("closed", "cooldown", "resolved")  # lifecycle states a done release 
 TRADES_MARGIN_MS = 60_000  # trades are listed from this long before our oldest record (clock skew)
 
 
-def dec(value: object) -> Decimal:
-    """Decimal of a stored string (""/None/garbage -> 0)."""
-    try:
-        out = Decimal(str(value)) if value not in (None, "") else ZERO
-    except InvalidOperation:
-        return ZERO
-    return out if out.is_finite() else ZERO
+dec = stored_decimal  # a stored decimal string (""/None/garbage -> 0): one parser for the ledger and the P&L
 
 
 def ledger_accounted(entries: Iterable[Mapping[str, str]], order_id: str, record_fence: str) -> Decimal:
@@ -63,6 +66,39 @@ def trade_count(prior: Decimal, matched: Decimal, size: Decimal) -> Decimal:
     """Shares a new trade of ``size`` adds to the position, given ``prior`` ledger-accounted shares of
     its order and ``matched`` shares the order record/strategy already counted."""
     return max(ZERO, prior + size - max(matched, prior))
+
+
+def plain(value: Decimal) -> str:
+    """Decimal as plain text without exponent or trailing zeros (``Decimal("0.00000")`` -> ``"0"``)."""
+    return format(value.normalize(), "f") if value else "0"
+
+
+def trade_schedule(tok_schedule: FeeSchedule | None, trade_bps: str) -> FeeSchedule:
+    """The schedule a fill is booked with (module doc): ``pb:tok``'s, else one from the trade's bps."""
+    if tok_schedule is not None:
+        return tok_schedule
+    bps = dec(trade_bps)
+    return FeeSchedule(bps / 10000, 1, True, ZERO) if bps > 0 else NO_FEES
+
+
+def bps_mismatch(tok_schedule: FeeSchedule | None, trade_bps: str, role: str) -> bool:
+    """A TAKER trade's ``fee_rate_bps`` disagrees with the ``pb:tok`` rate (x 10000)."""
+    return (tok_schedule is not None and role == "TAKER" and trade_bps != ""
+            and dec(trade_bps) != tok_schedule.rate * 10000)
+
+
+def fill_fees(schedule: FeeSchedule, role: str, size: Decimal, price: Decimal) -> tuple[str, str, str]:
+    """``(fee, rebate, problem)`` of one ledger entry (pUSD strings, module doc); ``problem`` is ""
+    or a reason code (FEE_ROLE_UNKNOWN, FEE_UNCOMPUTABLE) with fee and rebate "" (unknown)."""
+    if schedule.rate == 0:
+        return "0", "0", ""
+    if role not in ("MAKER", "TAKER"):
+        return "", "", "FEE_ROLE_UNKNOWN"
+    try:
+        fee, rebate = fill_fee(size, price, role, schedule)
+    except ValueError:
+        return "", "", "FEE_UNCOMPUTABLE"
+    return plain(fee), plain(rebate), ""
 
 
 def trades_after_ms(placed_ms: Iterable[int]) -> int:

@@ -20,7 +20,12 @@ missed) and turns the entries into the strategy events polling produced:
 
 REST polling (``OrderDesk.poll``) runs only while the feed's ``pb:user:feed`` is not healthy
 (``feed_ok``); with the channel up only PENDING orders (outcome of a POST unknown) are polled.
-Ledger value: JSON ``{trade_id, order_id, side, price, size, status, counted, fence, ts_ms, source}``.
+Ledger value: JSON ``{trade_id, order_id, side, price, size, status, counted, fence, ts_ms, source, role,
+fee_rate_bps, fee, rebate}``: ``role`` OUR order's MAKER|TAKER ("" unknown), ``fee_rate_bps`` as the
+trade sent it, ``fee`` pUSD paid and ``rebate`` pUSD maker rebate estimate (paid daily by Polymarket,
+not per fill) of the whole trade (``fill_accounting`` "Fees"; 0 once FAILED). A ``pb:tok`` fee field that
+is malformed is journaled FEE_SCHEDULE_INVALID (error), a TAKER trade whose rate differs from it
+FEE_RATE_MISMATCH (warn), a fee that cannot be computed FEE_ROLE_UNKNOWN / FEE_UNCOMPUTABLE (warn).
 """
 from __future__ import annotations
 
@@ -37,7 +42,8 @@ from libs.common.journal import Journal
 from libs.common.leases import Leases
 from services.maker_worker.models import ZERO, Event, Fill, OpenOrder, OrderGone, OrderLive
 from services.maker_worker.orders import OrderDesk
-from services.maker_worker.fill_accounting import ledger_accounted, trade_count
+from services.maker_worker.fill_accounting import bps_mismatch, fill_fees, ledger_accounted, trade_count, trade_schedule
+from services.maker_worker.tokens import FEE_FIELDS, TokenMetaError, fee_schedule
 
 if TYPE_CHECKING:
     from services.maker_worker.trading import Held
@@ -185,7 +191,9 @@ class UserEvents:
             owned = replace(owned, matched=max(owned.matched, prior))
         rec = {**{k: f.get(k, "") for k in ("trade_id", "order_id", "side", "price", "ts_ms", "source")},
                "side": owned.side if owned is not None else f.get("side", ""), "size": str(size),
-               "status": status, "counted": str(counted), "fence": str(h.grant.fence)}
+               "status": status, "counted": str(counted), "ours": "1" if owned is not None else "0",
+               "fence": str(h.grant.fence),
+               **self._fee_fields(token, f, ZERO if status == "FAILED" else size)}
         self.leases.fenced_hset(h.grant, keys.fills(token), {key: orjson.dumps(rec).decode()}, wall)
         if owned is None or counted <= 0:
             return []
@@ -199,6 +207,24 @@ class UserEvents:
             self.desk.write(h.grant, after, waiting[1])
             events.append(OrderGone(oid, waiting[1]))
         return events
+
+    def _fee_fields(self, token: str, f: dict[str, str], size: Decimal) -> dict[str, str]:
+        """``role``, ``fee_rate_bps``, ``fee``, ``rebate`` of a new ledger entry (module doc)."""
+        role, bps = f.get("role", ""), f.get("fee_rate_bps", "")
+        tok = {k: v or "" for k, v in zip(FEE_FIELDS, self.r.hmget(keys.tok(token), list(FEE_FIELDS)))}
+        try:
+            schedule = fee_schedule(tok)
+        except TokenMetaError as exc:
+            self.journal.record("FEE_SCHEDULE_INVALID", token_id=token, level="error", detail=str(exc)[:300])
+            schedule = None
+        if bps_mismatch(schedule, bps, role):
+            self.journal.record("FEE_RATE_MISMATCH", token_id=token, level="warn", trade_id=f.get("trade_id", ""),
+                                fee_rate_bps=bps, tok_fee_rate=tok.get("fee_rate", ""))
+        fee, rebate, problem = fill_fees(trade_schedule(schedule, bps), role, size, _dec(f, "price"))
+        if problem:
+            self.journal.record(problem, token_id=token, level="warn", trade_id=f.get("trade_id", ""),
+                                order_id=f.get("order_id", ""), role=role, fee_rate_bps=bps)
+        return {"role": role, "fee_rate_bps": bps, "fee": fee, "rebate": rebate}
 
     def _ledger(self, token: str) -> dict[str, dict]:
         """``pb:fills:{token}`` decoded; an unreadable value is journaled (FILL_RECORD_MALFORMED) and
@@ -242,7 +268,7 @@ class UserEvents:
         old = SETTLEMENT_RANK.get(rec.get("status", ""), -1)
         if SETTLEMENT_RANK.get(status, -1) <= old or old == SETTLEMENT_RANK["FAILED"]:
             return []
-        rec = {**rec, "status": status}
+        rec = {**rec, "status": status, **({"fee": "0", "rebate": "0"} if status == "FAILED" else {})}
         self.leases.fenced_hset(h.grant, keys.fills(h.grant.token_id), {key: orjson.dumps(rec).decode()},
                                 self.clock.wall_ms())
         if status == "FAILED" and _dec(rec, "counted") > 0:

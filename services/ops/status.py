@@ -10,6 +10,8 @@ from rich.live import Live
 from rich.table import Table
 
 from libs.common import keys
+from libs.common.pnl import PnlTotals, TokenPnl
+from libs.common.pnl_redis import system_pnl
 
 
 def _age(now_ms: int, then: str | None) -> str:
@@ -54,11 +56,11 @@ def token_rows(r: Redis) -> list[tuple[str, dict[str, str], dict[str, str], dict
     return rows
 
 
-def tokens_table(r: Redis, now_ms: int) -> tuple[Table, Table, Table]:
-    """Queues by state, leases, and per-token rows."""
-    rows = token_rows(r)
+def tokens_table(r: Redis, now_ms: int, pnls: dict[str, TokenPnl] | None = None) -> tuple[Table, Table, Table]:
+    """Queues by state, leases, and per-token rows (``net``: the token's net P&L, pUSD, from ``pnls``)."""
+    rows, pnls = token_rows(r), pnls or {}
     counts: dict[str, int] = {}
-    tt = Table("token", "state", "reason", "bid", "ask", "data age", "src", "pos", "avg", "open", "pnl", title="tokens")
+    tt = Table("token", "state", "reason", "bid", "ask", "data age", "src", "pos", "avg", "open", "net", title="tokens")
     lt = Table("token", "worker", "fence", "mode", "expires in", title="leases")
     for t, tok, book, lease, orders in rows:
         state = tok.get("state", "?")
@@ -69,7 +71,7 @@ def tokens_table(r: Redis, now_ms: int) -> tuple[Table, Table, Table]:
         live = sum(1 for o in orders if o.get("status") in ("LIVE", "PENDING"))
         tt.add_row(t[:10] + "…", state, tok.get("reason", ""), book.get("best_bid", "-"), book.get("best_ask", "-"),
                    _age(now_ms, str(fresh)), book.get("source", "-"), tok.get("position", "0"),
-                   tok.get("avg_entry", "-"), str(live), tok.get("realized_pnl", "0"))
+                   tok.get("avg_entry", "-"), str(live), str(pnls[t].net) if t in pnls else "-")
         if lease:
             exp = int(lease.get("expires_ms") or 0)
             lt.add_row(t[:10] + "…", lease.get("worker") or "(offered)", lease.get("fence", "0"), lease.get("mode", ""),
@@ -81,9 +83,17 @@ def tokens_table(r: Redis, now_ms: int) -> tuple[Table, Table, Table]:
     return qt, lt, tt
 
 
-def summary_table(r: Redis) -> Table:
-    """Run counters and failures by reason code."""
+def pnl_line(total: PnlTotals) -> str:
+    """The total P&L in one line (pUSD)."""
+    return (f"net {total.net} = realized {total.realized} + unrealized {total.unrealized} + settled "
+            f"{total.settled} - fees {total.fees} + rebates {total.rebates} ({total.tokens} tokens)")
+
+
+def summary_table(r: Redis, total: PnlTotals | None = None) -> Table:
+    """Run counters, failures by reason code, and the total P&L line."""
     t = Table("counter", "value", title="summary")
+    if total is not None:
+        t.add_row("P&L pUSD", pnl_line(total))
     for k, v in sorted(r.hgetall(keys.SUMMARY).items()):
         t.add_row(k, v)
     for k, v in sorted(r.hgetall(keys.ERRORS).items()):
@@ -97,8 +107,9 @@ def summary_table(r: Redis) -> Table:
 def snapshot(r: Redis) -> Group:
     """Everything ``status`` shows, as one renderable."""
     now_ms = int(time.time() * 1000)
-    qt, lt, tt = tokens_table(r, now_ms)
-    return Group(services_table(r, now_ms), gateway_table(r, now_ms), qt, lt, tt, summary_table(r))
+    tokens, total = system_pnl(r)
+    qt, lt, tt = tokens_table(r, now_ms, {p.token_id: p for p in tokens})
+    return Group(services_table(r, now_ms), gateway_table(r, now_ms), qt, lt, tt, summary_table(r, total))
 
 
 def render_status(r: Redis, watch: bool) -> None:
