@@ -38,6 +38,11 @@ class BookFeed:
         """Stop watching ``token_id``."""
         self.last_ids.pop(keys.md_stream(token_id), None)
 
+    def poll(self) -> set[str]:
+        """The watched tokens that changed since the last read, without blocking (the back-test,
+        which steps services in virtual time, calls this instead of ``wait``)."""
+        return self._read(None)
+
     def wait(self, block_ms: int) -> set[str]:
         """Block up to ``block_ms`` (>= 1) for a change on any watched stream; returns the tokens
         that changed (empty on timeout or when nothing is watched: then it returns at once).
@@ -45,9 +50,12 @@ class BookFeed:
         Raises:
             redis.exceptions.RedisError: Redis unreachable.
         """
+        return self._read(max(1, block_ms))
+
+    def _read(self, block_ms: int | None) -> set[str]:
         if not self.last_ids:
             return set()
-        got = self.r.xread(dict(self.last_ids), block=max(1, block_ms))
+        got = self.r.xread(dict(self.last_ids), block=block_ms)
         changed: set[str] = set()
         for stream, entries in got or ():
             if stream in self.last_ids and entries:

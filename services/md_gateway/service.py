@@ -129,6 +129,31 @@ class GatewayService:
             if not batch or time.monotonic() >= end:
                 return
 
+    def pump(self) -> int:
+        """Apply and publish everything queued now, then run the timers, never waiting: the step of
+        the back-test, which puts frames on ``inbound`` and moves a virtual clock. Returns items handled."""
+        handled = 0
+        while True:
+            batch = self._take_queued()
+            for item in batch:
+                self._handle(item)
+            handled += len(batch)
+            now = self.clock.wall_ms()
+            self._publish(now, force=True)
+            self._journal_core()
+            self._timers(now)
+            if self.inbound.empty():
+                return handled
+
+    def _take_queued(self) -> list[tuple]:
+        items: list[tuple] = []
+        while len(items) < self.s.max_batch_frames:
+            try:
+                items.append(self.inbound.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
     def _drain(self, wait_s: float) -> list[tuple]:
         """Wait up to ``wait_s`` for the first item, then take what is already queued (at most
         ``max_batch_frames`` items: what the sockets delivered since the last batch)."""

@@ -19,7 +19,7 @@ from libs.common import keys
 from libs.common.logs import configure_logging
 from libs.common.redis_client import make_redis
 from libs.common.settings import BadSetting, BaseServiceSettings, load_settings
-from services.ops.paper import DEFAULT_LEADERS, DEFAULT_TAPE, PaperConfig, PaperRun
+from services.ops.paper import DEFAULT_TAPE, PaperConfig, PaperRun, default_leaders
 from services.ops.supervisor import Supervisor
 
 app = typer.Typer(add_completion=False, help="polyband: copy-trading and maker band trading for Polymarket")
@@ -38,7 +38,7 @@ def _settings() -> BaseServiceSettings:
 def up(
     workers: int = typer.Option(2, min=1, help="maker_worker processes"),
     tape: Path = typer.Option(DEFAULT_TAPE, help="tape dir (frames.jsonl[.gz] + markets.json) or frames file"),
-    leader: Optional[list[Path]] = typer.Option(None, help="leader file (repeatable); default: demo + gabagool22"),
+    leader: Optional[list[Path]] = typer.Option(None, help="leader file (repeatable); default: the tape's leaders"),
     speed: float = typer.Option(20.0, min=0.01, help="replay speed: market seconds per wall second"),
     duration: Optional[float] = typer.Option(None, min=1, help="stop cleanly after this many wall seconds"),
     log_dir: Path = typer.Option(Path("var/run"), help="one log file per process, and the venue's audit log"),
@@ -48,7 +48,12 @@ def up(
     settings = _settings()
     configure_logging("polyband", settings.log_level)
     redis_url = settings.redis_url if "redis_url" in settings.model_fields_set else None
-    cfg = PaperConfig(tape=tape, leaders=tuple(leader or DEFAULT_LEADERS), speed=speed, workers=workers,
+    try:
+        leaders = tuple(leader or default_leaders(tape))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    cfg = PaperConfig(tape=tape, leaders=leaders, speed=speed, workers=workers,
                       redis_url=redis_url, log_dir=log_dir.resolve())
     run = PaperRun(cfg)
     stop = threading.Event()
@@ -76,6 +81,39 @@ def _watch(run: PaperRun, stop: threading.Event, duration: float | None) -> None
             log.info("progress %s", json.dumps(run.summary()))
             next_line += 10
         stop.wait(min(0.5, max(0.0, end - time.monotonic())))
+
+
+@app.command()
+def backtest(
+    tape: Path = typer.Option(DEFAULT_TAPE, help="tape dir (frames.jsonl[.gz] + markets.json)"),
+    leader: Optional[list[Path]] = typer.Option(None, help="leader file (repeatable); default: the tape's synthetic leader"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="setting KEY=VALUE for every service (repeatable)"),
+    grid: Optional[Path] = typer.Option(None, help="JSON list of {name, set}: run each in parallel, side by side"),
+    workers: int = typer.Option(2, min=1, help="maker_worker instances"),
+    out: Path = typer.Option(Path("var/backtest"), help="run folder (a grid: one sub-folder per entry)"),
+    minutes: Optional[float] = typer.Option(None, min=0.1, help="only the first N minutes of tape"),
+    procs: int = typer.Option(2, min=1, help="grid: parallel processes"),
+) -> None:
+    """Back-test the whole system in virtual time: the services' own code and the venue's matching,
+    in one process stepped by the tape's clock (no sleeps; byte-identical on every run). Writes
+    summary.json, fills.csv, pnl_tokens.csv, equity.csv/png to OUT; the last line is the summary JSON."""
+    from rich.console import Console
+
+    from services.backtest.console import ensure_hash_seed, load_grid, parse_sets, print_result, run_grid
+    from services.backtest.run import BacktestConfig, run_backtest
+
+    ensure_hash_seed(sys.argv[1:])
+    console = Console(width=None if sys.stdout.isatty() else 160)  # a log or a pipe gets whole columns
+    try:
+        cfg = BacktestConfig(tape=tape, leaders=tuple(leader or default_leaders(tape)), out=out.resolve(),
+                             overrides=parse_sets(set_ or []), workers=workers, minutes=minutes)
+        if grid is not None:
+            run_grid(cfg, load_grid(grid), procs, console)
+            return
+        print_result(run_backtest(cfg), console)
+    except (ValueError, BadSetting, OSError) as exc:
+        typer.echo(f"backtest: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

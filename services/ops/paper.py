@@ -13,14 +13,39 @@ from pathlib import Path
 import orjson
 from redis import Redis
 
-from libs.common import keys
+from libs.common import keys, pnl
+from libs.common.pnl_redis import system_pnl
 from libs.common.tapes import load_leader
 from services.ops.supervisor import REPO, Proc, Supervisor, free_port, venue_ready, wait_until
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TAPE = REPO / "data" / "tapes" / "btc5m-2026-02-18-am"
-DEFAULT_LEADERS = (REPO / "data" / "leaders" / "demo-synthetic.jsonl", REPO / "data" / "leaders" / "gabagool22.jsonl.gz")
+TAPES, LEADERS = REPO / "data" / "tapes", REPO / "data" / "leaders"
+# The default of `up` and `backtest`: 5 h of real L2 depth, 18 real resolutions, crypto fees.
+DEFAULT_TAPE = TAPES / "btc15m-2026-09-28"
+# The tests' tape: 33 min of top of book, with the demo leader drawn from it.
+DEMO_TAPE = TAPES / "btc5m-2026-02-18-am"
+DEMO_LEADERS = (LEADERS / "demo-synthetic.jsonl", LEADERS / "gabagool22.jsonl.gz")
+TAPE_LEADERS = {  # each bundled tape's leaders (data/README.md); a synthetic leader is drawn from its tape
+    "btc15m-2026-09-28": (LEADERS / "btc15m-synthetic.jsonl",),
+    "week-2026-07": (LEADERS / "week-2026-07-synthetic.jsonl",),
+    "btc5m-2026-02-18-am": DEMO_LEADERS,
+    "btc5m-2026-02-17-pm": (LEADERS / "demo-synthetic-long.jsonl",),
+}
+
+
+def default_leaders(tape: Path) -> tuple[Path, ...]:
+    """The leader files that go with a bundled tape (``TAPE_LEADERS``).
+
+    Raises:
+        ValueError: no default for this tape: name one with ``--leader``.
+    """
+    leaders = TAPE_LEADERS.get(Path(tape).name)
+    if leaders is None:
+        raise ValueError(f"tape {tape}: no default leader file; pass --leader FILE")
+    return leaders
+
+
 SUMMARY_COUNTERS = ("signals", "tokens_activated", "orders_posted", "fills", "sells_posted", "redeemed")
 
 
@@ -28,8 +53,8 @@ SUMMARY_COUNTERS = ("signals", "tokens_activated", "orders_posted", "fills", "se
 class PaperConfig:
     """What to run. ``speed`` is market ms per wall ms; ``extra_env`` reaches every process."""
 
-    tape: Path = DEFAULT_TAPE
-    leaders: tuple[Path, ...] = DEFAULT_LEADERS
+    tape: Path = DEMO_TAPE
+    leaders: tuple[Path, ...] = DEMO_LEADERS
     speed: float = 20.0
     workers: int = 2
     redis_url: str | None = None
@@ -127,13 +152,15 @@ class PaperRun:
         return {k: int(v) for k, v in self.r.hgetall(key).items()}
 
     def summary(self) -> dict[str, object]:
-        """This run's counters (deltas from the start) and error counts by reason code."""
+        """This run's counters (deltas from the start), error counts by reason code, and ``pnl_usd``:
+        the system's P&L (``pnl_redis.system_pnl``: every token with fills in Redis) as decimal strings."""
         assert self.r is not None
         now = self._counters()
         out: dict[str, object] = {k: now.get(k, 0) - self.baseline.get(k, 0) for k in SUMMARY_COUNTERS}
         errors = self._counters(keys.ERRORS)
         deltas = {k: v - self.baseline_errors.get(k, 0) for k, v in sorted(errors.items())}
         out["errors"] = {k: v for k, v in deltas.items() if v}
+        out["pnl_usd"] = pnl.as_json(system_pnl(self.r)[1])
         return out
 
     def stop(self) -> dict[str, object]:

@@ -100,11 +100,20 @@ class Supervisor:
         self._redis_proc = subprocess.Popen(
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes" if self.redis_appendonly else "no", "--appendfsync", "everysec",
-             "--dir", str(self._redis_dir)], stdout=self._redis_log, stderr=subprocess.STDOUT)
+             "--dir", str(self._redis_dir), "--unixsocket", str(Path(str(self._redis_dir)) / "redis.sock"),
+             "--unixsocketperm", "700"], stdout=self._redis_log, stderr=subprocess.STDOUT)
         url = f"redis://127.0.0.1:{port}/0"
         wait_until(lambda: Redis.from_url(url, socket_timeout=0.5).ping(), 10, f"redis-server on port {port}")
         log.info("private redis-server started url=%s appendonly=%s", url, self.redis_appendonly)
         return url
+
+    @property
+    def unix_url(self) -> str | None:
+        """``unix://`` URL of the private redis-server (a fifth faster than TCP for one process doing
+        many round trips, as the back-test does); None when PB_REDIS_URL was given."""
+        if self._redis_dir is None:
+            return None
+        return f"unix://{Path(self._redis_dir) / 'redis.sock'}?db=0"
 
     def restart_redis(self, down_s: float = 1.0) -> None:
         """SIGKILL the private redis-server, keep it down ``down_s`` seconds, start it again on the

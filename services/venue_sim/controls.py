@@ -158,13 +158,15 @@ class Hub:
         with self._lock:
             return list(self._conns.values())
 
-    def attach(self, ws: Any) -> Conn:
-        """Register a new connection and start its writer."""
+    def attach(self, ws: Any, start_writer: bool = True) -> Conn:
+        """Register a new connection and start its writer (``start_writer`` False: the caller drains
+        ``conn.outbox`` itself, as the in-process back-test does)."""
         conn = Conn(ws, self.kind, self.queue_max, self.silence)
         with self._lock:
             self._conns[conn.id] = conn
             self.counts["accepted"] += 1
-        conn.start_writer()
+        if start_writer:
+            conn.start_writer()
         return conn
 
     def detach(self, conn: Conn) -> None:

@@ -110,6 +110,11 @@ class Leaders:
         now = self.clock.now_ms() if now_ms is None else now_ms
         return self._rows[bisect.bisect_left(self._keys, -(now // 1000)):]
 
+    def times_ms(self) -> list[int]:
+        """The distinct market ms at which rows become visible, ascending (the back-test wakes
+        signal_ingest only when a poll can find something new)."""
+        return sorted({-k * 1000 for k in self._keys})
+
     def describe(self) -> list[dict[str, Any]]:
         """Per file: path, meta (incl. ``synthetic``), rows, shift_s, malformed_ts, first/last ts."""
         return [{"path": s.path, "meta": s.meta, "synthetic": bool(s.meta.get("synthetic", False)),

@@ -13,7 +13,7 @@ from typing import Iterator
 import pytest
 
 from libs.common import keys
-from services.ops.paper import DEFAULT_TAPE, PaperConfig, PaperRun
+from services.ops.paper import DEMO_TAPE, PaperConfig, PaperRun
 from tests.e2e.helpers import SeqMonitor, eventually, paper_run, round_up, stream_seqs_increase
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ SPEED = 40.0
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaperRun]:
-    cfg = PaperConfig(tape=DEFAULT_TAPE, leaders=(REPO / "data/leaders/demo-synthetic.jsonl",), speed=SPEED,
+    cfg = PaperConfig(tape=DEMO_TAPE, leaders=(REPO / "data/leaders/demo-synthetic.jsonl",), speed=SPEED,
                       workers=2, log_dir=tmp_path_factory.mktemp("paper"),
                       extra_env={"PB_TAKE_PROFIT": str(TAKE_PROFIT), "PB_STOP_LOSS": str(STOP_LOSS)})
     with paper_run(cfg) as pr:

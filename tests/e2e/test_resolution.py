@@ -30,7 +30,7 @@ import pytest
 
 from libs.common import keys
 from libs.common.tapes import load_markets
-from services.ops.paper import DEFAULT_TAPE, PaperConfig, PaperRun
+from services.ops.paper import DEMO_TAPE, PaperConfig, PaperRun
 from tests.e2e.helpers import eventually, paper_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def D(x: object) -> Decimal:
 def both_sides_leader(src: Path, dst: Path) -> Path:
     """The demo synthetic leader without its SELL legs, each BUY mirrored on the market's other outcome
     at 1 - price (a derived SYNTHETIC file, labelled so): we hold winners and losers at resolution."""
-    markets = {t: m for m in load_markets(DEFAULT_TAPE / "markets.json") for t in m.token_ids}
+    markets = {t: m for m in load_markets(DEMO_TAPE / "markets.json") for t in m.token_ids}
     lines = src.read_text().splitlines()
     meta = json.loads(lines[0])["_meta"]
     meta["rule"] = f"{meta['rule']} (test_resolution: SELL legs removed, each BUY mirrored on the other outcome)"
@@ -70,7 +70,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaperRun]:
     leader = both_sides_leader(REPO / "data/leaders/demo-synthetic.jsonl", tmp / "leader-both-sides.jsonl")
     env = {"PB_SELL_ONLY_WINDOW_S": "0", "PB_TAKE_PROFIT": "0.99", "PB_STOP_LOSS": "0.99",
            "PB_SIGNAL_TIMEOUT_S": "1000000", "PB_INACTIVE_WARN_S": "1000000", "PB_INACTIVE_CLEANUP_S": "2000000"}
-    cfg = PaperConfig(tape=DEFAULT_TAPE, leaders=(leader,), speed=SPEED, workers=1, log_dir=tmp, extra_env=env)
+    cfg = PaperConfig(tape=DEMO_TAPE, leaders=(leader,), speed=SPEED, workers=1, log_dir=tmp, extra_env=env)
     with paper_run(cfg) as pr:
         yield pr
 
@@ -118,7 +118,7 @@ def venue_state(run: PaperRun) -> dict:
 def test_a_market_resolving_while_we_hold_it_is_settled_redeemed_and_never_refilled(run: PaperRun) -> None:
     r = run.r
     assert r is not None
-    markets = {t: m for m in load_markets(DEFAULT_TAPE / "markets.json") for t in m.token_ids}
+    markets = {t: m for m in load_markets(DEMO_TAPE / "markets.json") for t in m.token_ids}
     last_end = max(m.end_ms for m in markets.values())
     early = resolve_one_early_for_a_held_token(run, markets)
     eventually(lambda: venue_state(run)["now_ms"] > last_end + 5_000, 150, "every market of the tape ended")

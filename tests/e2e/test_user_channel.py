@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from libs.common import keys
-from services.ops.paper import DEFAULT_TAPE, PaperConfig, PaperRun
+from services.ops.paper import DEMO_TAPE, PaperConfig, PaperRun
 from tests.e2e.helpers import eventually, paper_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ GET_ORDER = "GET /data/order/<order_id>"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaperRun]:
-    cfg = PaperConfig(tape=DEFAULT_TAPE, leaders=(REPO / "data/leaders/demo-synthetic.jsonl",), speed=20.0,
+    cfg = PaperConfig(tape=DEMO_TAPE, leaders=(REPO / "data/leaders/demo-synthetic.jsonl",), speed=20.0,
                       workers=2, log_dir=tmp_path_factory.mktemp("userchan"),
                       # a cut channel stays down 1.5-3 s, long enough to see the workers poll meanwhile
                       service_env={"user_feed": {"PB_BACKOFF_MIN_S": "3", "PB_BACKOFF_MAX_S": "3"}})
