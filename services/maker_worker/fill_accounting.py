@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable, Mapping, Sequence
 
-from libs.common.pnl import stored_decimal
 from libs.common.fees import NO_FEES, FeeSchedule, fill_fee
+from libs.common.pnl import stored_decimal
 from libs.common.venue_types import OrderState
 
 ZERO = Decimal(0)
