@@ -103,6 +103,7 @@ def backtest(
     from services.backtest.run import BacktestConfig, run_backtest
 
     ensure_hash_seed(sys.argv[1:])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the private redis-server stops too
     console = Console(width=None if sys.stdout.isatty() else 160)  # a log or a pipe gets whole columns
     try:
         cfg = BacktestConfig(tape=tape, leaders=tuple(leader or default_leaders(tape)), out=out.resolve(),
