@@ -21,7 +21,7 @@ from prometheus_client import start_http_server
 from redis import Redis
 from redis.exceptions import RedisError
 
-from libs.common import keys
+from libs.common import keys, metrics
 from libs.common.clock import Clock, clock_for_mode
 from libs.common.journal import Journal
 from libs.common.logs import configure_logging
@@ -36,10 +36,11 @@ _process_gate: RedisGate | None = None  # this process's gate (``connect_redis``
 
 
 def boot(service: str, cls: type[S]) -> S | None:
-    """Start of every ``__main__``: load ``cls`` from the environment, configure logging and metrics.
+    """Start of every ``__main__``: load ``cls`` from the environment, configure logging and metrics
+    (``service``'s families of ``libs.common.metrics``, served on ``settings.metrics_port``).
 
     Returns None after logging one ``event BAD_SETTING PB_FIELD='value': reason`` line when a
-    setting is invalid; the caller then exits with status 2.
+    setting is invalid or the metrics port cannot be bound; the caller then exits with status 2.
     """
     try:
         settings = load_settings(cls)
@@ -48,7 +49,12 @@ def boot(service: str, cls: type[S]) -> S | None:
         log.error("event BAD_SETTING %s", exc)
         return None
     configure_logging(service, settings.log_level)
-    start_metrics(settings.metrics_port)
+    metrics.register(service)
+    try:
+        start_metrics(settings.metrics_port)
+    except OSError as exc:  # the port is taken (two services on one PB_METRICS_PORT) or not ours
+        log.error("event BAD_SETTING PB_METRICS_PORT=%r: cannot listen: %s", settings.metrics_port, exc)
+        return None
     return settings
 
 

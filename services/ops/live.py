@@ -16,41 +16,23 @@ URLs default to Polymarket's production endpoints as the SDK knows them
 """
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 from libs.common.sdk_env import production_urls
 from libs.common.settings import BadSetting, load_settings
 from libs.common.venue import VenueClient
 from services.maker_worker.config import WorkerSettings
-from services.md_gateway.config import GatewaySettings
+from services.ops.preflight import SERVICES
+from services.ops.preflight import environ as _environ
 from services.ops.supervisor import Supervisor
-from services.scheduler.config import SchedulerSettings
 from services.signal_ingest.config import IngestSettings
-from services.user_feed.config import UserFeedSettings
-
-SERVICES = (("md_gateway", GatewaySettings), ("user_feed", UserFeedSettings), ("scheduler", SchedulerSettings),
-            ("signal_ingest", IngestSettings), ("maker_worker", WorkerSettings))
 
 
 def live_env(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` with Polymarket's production URLs filled in where no ``PB_*_URL`` is set."""
     return {**production_urls(), **environ}
-
-
-@contextmanager
-def _environ(env: Mapping[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def preflight(env: Mapping[str, str]) -> list[str]:

@@ -25,7 +25,7 @@ from redis import Redis
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-STOP_ORDER = ("maker_worker", "scheduler", "signal_ingest", "md_gateway", "user_feed", "venue_sim")
+STOP_ORDER = ("alerter", "maker_worker", "scheduler", "signal_ingest", "md_gateway", "user_feed", "venue_sim")
 
 
 class SupervisorError(RuntimeError):
@@ -39,11 +39,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check, timeout_s: float, what: str, interval_s: float = 0.1) -> None:  # type: ignore[no-untyped-def]
-    """Poll ``check()`` until truthy; raise SupervisorError naming ``what`` after ``timeout_s``."""
+def wait_until(check, timeout_s: float, what: str, interval_s: float = 0.1, abort=None) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``check()`` until truthy; raise SupervisorError naming ``what`` after ``timeout_s``.
+    ``abort()``, called before each poll, may raise to end the wait at once (a process died)."""
     deadline = time.monotonic() + timeout_s
     last_error = "not ready"
     while time.monotonic() < deadline:
+        if abort is not None:
+            abort()
         try:
             if check():
                 return
@@ -101,7 +104,8 @@ class Supervisor:
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes" if self.redis_appendonly else "no", "--appendfsync", "everysec",
              "--dir", str(self._redis_dir), "--unixsocket", str(Path(str(self._redis_dir)) / "redis.sock"),
-             "--unixsocketperm", "700"], stdout=self._redis_log, stderr=subprocess.STDOUT)
+             "--unixsocketperm", "700"], stdout=self._redis_log, stderr=subprocess.STDOUT,
+            start_new_session=True)  # a Ctrl-C on the terminal reaches only the supervisor
         url = f"redis://127.0.0.1:{port}/0"
         wait_until(lambda: Redis.from_url(url, socket_timeout=0.5).ping(), 10, f"redis-server on port {port}")
         log.info("private redis-server started url=%s appendonly=%s", url, self.redis_appendonly)
@@ -138,8 +142,10 @@ class Supervisor:
         name = name or kind
         path = self.log_dir / f"{name}.log"
         out = open(path, "ab")
+        # Each child in its own session: a Ctrl-C on the terminal goes to the supervisor alone, which
+        # then stops the children in STOP_ORDER (workers cancel first, Redis and the venue last).
         popen = subprocess.Popen([sys.executable, "-m", f"services.{kind}"], cwd=REPO, env=env,
-                                 stdout=out, stderr=subprocess.STDOUT)
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         proc = Proc(name, kind, popen, path, out)
         self.procs.append(proc)
         log.info("started %s pid=%d log=%s", name, popen.pid, path)
@@ -184,6 +190,22 @@ class Supervisor:
         if self._redis_log is not None:
             self._redis_log.close()
             self._redis_log = None
+
+
+def error_line(log_path: Path, max_bytes: int = 64_000) -> str:
+    """The line of a child's log that says why it stopped: the last ``BAD_SETTING`` line, else the last
+    ``lvl=ERROR`` line, else the last line of a traceback, else the last line ("" for an empty log)."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    for marker in ("event BAD_SETTING", "lvl=ERROR"):
+        found = [ln for ln in lines if marker in ln]
+        if found:
+            return found[-1]
+    return lines[-1] if lines else ""
 
 
 def venue_ready(clob_url: str) -> bool:

@@ -1,10 +1,12 @@
 """Shared helpers for end-to-end tests: deadlines, seq monitoring, audit log queries."""
 from __future__ import annotations
 
+import random
+import socket
 import threading
 import time
-from decimal import ROUND_CEILING, Decimal
 from contextlib import contextmanager
+from decimal import ROUND_CEILING, Decimal
 from typing import Callable, Iterator, TypeVar
 
 from redis import Redis
@@ -75,3 +77,23 @@ def stream_seqs_increase(r: Redis, token: str) -> list[int]:
 def round_up(price: Decimal, tick: Decimal) -> Decimal:
     """``price`` rounded up to a multiple of ``tick``."""
     return (price / tick).to_integral_value(rounding=ROUND_CEILING) * tick
+
+
+def free_block(n: int) -> int:
+    """A base port N such that N..N+n-1 are all free now (``PaperRun`` gives process i port N+i)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 60_000 - n)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no block of {n} free ports")
