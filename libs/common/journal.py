@@ -9,19 +9,17 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from prometheus_client import Counter
 from redis import Redis
 from redis.exceptions import RedisError
 
 from libs.common import keys
 from libs.common.clock import Clock
+from libs.common.metrics import EVENTS_TOTAL
 
 log = logging.getLogger(__name__)
 
 EVENTS_MAXLEN = 200_000
 Level = Literal["info", "warn", "error"]
-
-EVENTS_TOTAL = Counter("pb_events_total", "Journaled events by reason", ["service", "reason", "level"])
 
 
 class Journal:

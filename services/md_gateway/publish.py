@@ -7,6 +7,8 @@ tick-size audits. Commands are packed with hiredis and written on one held conne
 redis-py's ``Pipeline`` rate). ``send`` writes a batch and returns at once; ``collect`` reads its
 replies. The service collects at once when no more frames are waiting, and otherwise parses the next
 frames while Redis runs the scripts (the replies are read before the next batch is sent).
+Each acknowledged publish of a WebSocket frame is observed in ``pb_gateway_publish_latency_seconds``
+(socket receipt -> Redis reply read, seconds).
 
 If Redis cannot be reached the publishes stay queued (``pending``) and are sent, still in order, on
 the next try; a retried batch that Redis had partly applied before the link broke only repeats
@@ -25,7 +27,7 @@ from redis import Redis
 from redis.connection import Connection
 from redis.exceptions import ResponseError
 
-from libs.common import keys, lua
+from libs.common import keys, lua, metrics
 from services.md_gateway.state import Publish
 
 
@@ -122,9 +124,12 @@ class Publisher:
             self.stamps, self.ticks = batch.stamps + self.stamps, batch.ticks + self.ticks
             raise
         ack_ns = time.perf_counter_ns()
+        observe = metrics.GATEWAY_LATENCY.observe
         for p, reply in zip(batch.publishes, replies[1:]):
             if isinstance(reply, Exception):
                 self.failed.append((p, str(reply)))
+            elif p.recv_ns:
+                observe((ack_ns - p.recv_ns) / 1e9)  # frame receipt -> acknowledged, seconds
         self.published += len(batch.publishes)
         if self.on_flushed is not None:
             self.on_flushed(batch.publishes, ack_ns)

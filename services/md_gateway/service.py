@@ -28,7 +28,7 @@ from typing import Callable
 from redis import Redis
 from redis.exceptions import RedisError
 
-from libs.common import keys
+from libs.common import keys, metrics
 from libs.common.clock import Clock
 from libs.common.journal import Journal
 from libs.common.runtime import heartbeat
@@ -39,7 +39,7 @@ from services.md_gateway.core import Core
 from services.md_gateway.parse import RestBookError, parse_frame, parse_rest_book
 from services.md_gateway.publish import Publisher
 from services.md_gateway.rest import RestBooks
-from services.md_gateway.status import RateGate, gateway_fields
+from services.md_gateway.status import PARSE_CODES, RateGate, export_metrics, gateway_fields
 from services.md_gateway.ws import Link, backoff_ms
 
 SERVICE = "md_gateway"
@@ -50,7 +50,6 @@ STEP_PAUSE_S = 0.0005
 # Python hands the GIL between threads every 5 ms by default; the socket threads must not wait that
 # long for the main thread, so the gateway process switches every 0.5 ms.
 SWITCH_INTERVAL_S = 0.0005
-PARSE_CODES = (schemas.BAD_JSON, schemas.UNKNOWN_EVENT, schemas.MISSING_FIELD, schemas.BAD_VALUE, schemas.TOO_LARGE)
 
 
 class GatewayService:
@@ -80,6 +79,7 @@ class GatewayService:
                                       settings.rest_timeout_s)
         self.publisher = Publisher(r, settings.stream_maxlen)
         self.gate = RateGate(settings.journal_rejects_per_s)
+        self.mirror = metrics.Mirror()  # self.counts -> Prometheus counters, at each status write
         self.wanted: set[str] = set()
         self.counts: dict[str, int] = {"msgs": 0, "parse_errors": 0, "rejects": 0, "pongs": 0, "stale_frames": 0,
                                        "ignored_events": 0, "publish_failures": 0}
@@ -304,6 +304,7 @@ class GatewayService:
             self.note("JOURNAL_SUPPRESSED", level="warn", count=self.gate.suppressed)
             self.gate.suppressed = 0
         fields = gateway_fields(self, now, rate)
+        export_metrics(self, self.mirror, now)
         try:
             self.r.hset(keys.MD_GATEWAY, mapping=fields)
         except RedisError as exc:

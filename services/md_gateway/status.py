@@ -1,4 +1,5 @@
-"""What ``pb:md:gateway`` reports, and the rate gate that keeps a flood of bad frames out of the journal.
+"""What ``pb:md:gateway`` reports (and, at the same moment, the ``pb_gateway_*`` Prometheus metrics),
+and the rate gate that keeps a flood of bad frames out of the journal.
 
 ``pb:md:gateway`` fields (all strings; ``*_ms`` wall): ``state`` (connected|connecting|down),
 ``connections`` (open links), ``shards`` (links wanted), ``wanted`` (tokens in ``pb:md:subs``),
@@ -16,14 +17,17 @@ on that connection), ``xcheck``/``xcheck_mismatch`` (best_bid/best_ask reported 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
-from services.md_gateway.state import OK
+from libs.common import metrics
+from services.md_gateway import schemas
+from services.md_gateway.state import OK, TokenState
 
 if TYPE_CHECKING:
     from services.md_gateway.service import GatewayService
 
 EXAMPLES = 5
+PARSE_CODES = (schemas.BAD_JSON, schemas.UNKNOWN_EVENT, schemas.MISSING_FIELD, schemas.BAD_VALUE, schemas.TOO_LARGE)
 
 
 class RateGate:
@@ -64,3 +68,25 @@ def gateway_fields(svc: "GatewayService", now_ms: int, msg_rate: float) -> dict[
     fields.update(svc.counts)
     fields.update(svc.core.counts)
     return {k: str(v) for k, v in fields.items()}
+
+
+def oldest_book_age_ms(tokens: Iterable[TokenState], now_ms: int) -> int:
+    """Wall ms since the last WebSocket message of the stalest ``ok`` book (0 when there is none;
+    a book never updated over the WebSocket, REST only, is left out)."""
+    return max((now_ms - st.last_msg_ms for st in tokens if st.status == OK and st.last_msg_ms), default=0)
+
+
+def export_metrics(svc: "GatewayService", mirror: metrics.Mirror, now_ms: int) -> None:
+    """Bring the gateway's Prometheus metrics up to its own counters (called at each status write)."""
+    counts, m = svc.counts, metrics
+    mirror.add(m.GATEWAY_FRAMES.labels("data"), counts["msgs"])
+    mirror.add(m.GATEWAY_FRAMES.labels("pong"), counts["pongs"])
+    mirror.add(m.GATEWAY_FRAMES.labels("stale"), counts["stale_frames"])
+    mirror.add(m.GATEWAY_ENTRIES, svc.core.counts["entries"])
+    mirror.add(m.GATEWAY_RECONNECTS, svc.shards.reconnects)
+    for key, n in counts.items():
+        if key.startswith("reject:") and key[7:] in PARSE_CODES:
+            mirror.add(m.GATEWAY_PARSE_ERRORS.labels(key[7:]), n)
+    tokens = svc.core.tokens.values()
+    m.GATEWAY_BOOK_AGE.set(oldest_book_age_ms(tokens, now_ms) / 1000)
+    m.GATEWAY_BOOKS_OK.set(sum(1 for st in tokens if st.status == OK))

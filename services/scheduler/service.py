@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Gauge
 from redis import Redis
 from redis.exceptions import RedisError
 
-from libs.common import runtime
+from libs.common import metrics, runtime
 from libs.common.clock import Clock
 from libs.common.journal import Journal
 from libs.common.leases import Leases
@@ -26,7 +25,6 @@ from services.scheduler.store import GATEWAY_FIELD, Snapshot, Store
 
 log = logging.getLogger(__name__)
 
-TOKENS_BY_STATE = Gauge("pb_scheduler_tokens", "Tracked tokens by lifecycle state", ["state"])
 MAX_SIGNAL_FAILURES = 3  # an entry whose processing raises this often goes to pb:sig:dead (SIGNAL_FAILED)
 LIVENESS_EVERY_MS = 1000
 
@@ -152,7 +150,8 @@ class Scheduler:
         decisions += planner.decisions(plan, snap.views, now_ms, wall_ms)
         self.store.write_health(updates)
         for d in decisions:
-            self.store.apply(d, now_ms, wall_ms)
+            if self.store.apply(d, now_ms, wall_ms):
+                _count_handovers(d)
 
     def _review(self, view: TokenView, gw: HealthRecord, unsubscribed: frozenset[str],
                 updates: dict[str, HealthRecord], now_ms: int, wall_ms: int) -> list[Decision]:
@@ -185,10 +184,24 @@ class Scheduler:
         for v in snap.views.values():
             counts[v.state or "unknown"] = counts.get(v.state or "unknown", 0) + 1
         for state in set(counts) | set(self.last_counts):
-            TOKENS_BY_STATE.labels(state).set(counts.get(state, 0))
+            metrics.SCHED_TOKENS.labels(state).set(counts.get(state, 0))
         self.last_counts = counts
+        held = sum(1 for v in snap.views.values() if v.lease.live(wall_ms))
+        offered = sum(1 for v in snap.views.values() if v.in_offers and not v.lease.live(wall_ms))
+        metrics.SCHED_LEASES.labels("held").set(held)
+        metrics.SCHED_LEASES.labels("offered").set(offered)
         if wall_ms >= self._next_liveness:
             self._next_liveness = wall_ms + LIVENESS_EVERY_MS
             busy = sum(counts.get(s, 0) for s in ACTIVE_STATES)
             runtime.heartbeat(self.r, self.instance_id, "scheduler", self.clock,
                               {"busy": busy, "queued": len(snap.queue), "tracked": len(snap.views)})
+
+
+HANDOVER_REASONS = ("LEASE_EXPIRED_REOFFERED", "LEASE_MISSING_REOFFERED")
+
+
+def _count_handovers(d: Decision) -> None:
+    """Count an applied decision that offers a token's lease again (``pb_scheduler_handovers_total``)."""
+    for n in d.notes:
+        if n.reason in HANDOVER_REASONS:
+            metrics.SCHED_HANDOVERS.labels(n.reason).inc()

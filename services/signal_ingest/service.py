@@ -18,6 +18,7 @@ from typing import Callable, TypeVar
 
 from redis import Redis
 
+from libs.common import metrics
 from libs.common.clock import Clock
 from libs.common.journal import Journal
 from libs.common.runtime import heartbeat
@@ -211,10 +212,14 @@ class SignalIngest:
                                 new_cursor_ts=p.cursor.ts)
 
     def _journal_batch(self, target: LeaderTarget, batch: Batch) -> None:
+        now = self.clock.now_ms()
         for s in batch.signals:
             self.journal.record("SIGNAL_PUBLISHED", token_id=s.token_id, signal_id=s.signal_id, side=s.side,
                                 size=s.fields()["size"], price=s.fields()["price"], leader_ts_ms=s.ts_ms)
+            metrics.INGEST_SIGNALS.labels(s.side).inc()
+            metrics.INGEST_LAG.observe(max(0, now - s.ts_ms) / 1000)  # market time, seconds
         for d in batch.dead:
+            metrics.INGEST_DEAD.labels(d.reject.reason).inc()
             self.journal.record(d.reject.reason, level="error", account=target.account, field=d.reject.field,
                                 value=d.reject.value, fingerprint=d.fresh.row.fp, dead_letter="1")
         if batch.below_min:

@@ -17,7 +17,8 @@ else runs in ``step()`` on the main thread:
 ``pb:user:feed`` (hash, wall ms): ``state`` connected|connecting|down, ``connected`` 1|0,
 ``backfill_pending`` 1|0 (events of the last outage not published yet), ``last_msg_wall_ms``,
 ``last_pong_ms``, ``reconnects``, ``backfills``, ``backfill_trades``, ``backfill_orders``,
-``parse_errors``, ``msgs``, ``published``, ``updated_ms``. Workers trust the channel only while it
+``parse_errors``, ``msgs``, ``published``, ``updated_ms``; the same counts go to Prometheus
+(``libs.common.metrics``: ``pb_user_feed_*``) at each status write. Workers trust the channel only while it
 says connected, nothing pending, and ``updated_ms`` is recent; otherwise they poll REST.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any, Callable
 
 from redis import Redis
 
-from libs.common import keys
+from libs.common import keys, metrics
 from libs.common.clock import Clock
 from libs.common.journal import Journal
 from libs.common.runtime import heartbeat
@@ -71,6 +72,7 @@ class UserFeed:
         self.last_msg_ms = 0
         self._next_status_ms = 0
         self._gate = (0, 0)  # (wall second, parse errors journaled in it)
+        self.mirror = metrics.Mirror()  # counts -> Prometheus counters, at each status write
 
     # ---- the loop ----
     def step(self) -> None:
@@ -109,8 +111,10 @@ class UserFeed:
         self.counts["msgs"] += 1
         self.last_msg_ms = self.conn.last_rx_ms = wall
         if data.strip() == b"PONG":
+            metrics.USER_FEED_FRAMES.labels("pong").inc()
             self.conn.ping_sent_ms, self.conn.last_pong_ms, self.conn.attempt = 0, wall, 0
             return
+        metrics.USER_FEED_FRAMES.labels("data").inc()
         assert self.creds is not None
         entries, errors = parse_frame(data, self.creds[0], str(getattr(self.venue, "wallet", "") or ""))
         for err in errors:
@@ -214,6 +218,9 @@ class UserFeed:
                   "last_msg_wall_ms": self.last_msg_ms, "last_pong_ms": self.conn.last_pong_ms,
                   "updated_ms": wall, **self.counts}
         self.r.hset(keys.USER_FEED, mapping={k: str(v) for k, v in fields.items()})
+        self.mirror.add(metrics.USER_FEED_DISCONNECTS, self.counts["reconnects"])
+        self.mirror.add(metrics.USER_FEED_PUBLISHED, self.counts["published"])
+        self.mirror.add(metrics.USER_FEED_PARSE_ERRORS, self.counts["parse_errors"])
         heartbeat(self.r, self.instance, SERVICE, self.clock, {"state": state})
         self._next_status_ms = wall + int(self.s.status_interval_s * 1000)
 

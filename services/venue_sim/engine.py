@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable
 
+from libs.common import metrics
 from libs.common.clock import Clock
 from libs.common.tapes import MarketMeta
 from services.venue_sim import accounts as acc
@@ -154,6 +155,7 @@ class Engine(EngineQueries):
             bid, ask = self.books.tape_top(token)
             fields.update(book_best_bid=bid, book_best_ask=ask, tick_size=self.books.tick_size(token))
         self.audit.write(kind, self.clock.now_ms(), self.clock.wall_ms(), **fields)
+        metrics.observe_venue_audit(kind, fields)  # fills, placements and cancels as Prometheus counters
 
     # ---- keys and accounts ----
     def register_key(self, address: str, nonce: int) -> auth.ApiCreds:

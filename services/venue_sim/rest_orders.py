@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, request
 
+from libs.common import metrics
 from services.venue_sim import auth
 from services.venue_sim.engine import Engine
 from services.venue_sim.orders import OrderReject, open_order_wire
@@ -34,6 +35,7 @@ def limited(bucket: TokenBucket, creds: auth.ApiCreds, tokens: int, answer: Call
     else ``answer()`` (an OrderReject becomes its JSON error); rate-limit headers on both."""
     decision = bucket.take(creds.address.lower(), tokens)
     if not decision.allowed:
+        metrics.VENUE_RATE_LIMITED.inc()
         response = json_response({"error": TOO_MANY, "retry_after_seconds": decision.retry_after_s}, 429)
     else:
         try:
