@@ -7,6 +7,7 @@ together. Global keys (indexes, streams shared by all tokens) are never touched 
 from __future__ import annotations
 
 NS = "pb"
+ALL_PATTERN = f"{NS}:*"  # SCAN pattern matching every polyband key (a run folder's Redis export)
 
 # ---- signals (signal_ingest -> scheduler) ----
 SIG_STREAM = f"{NS}:sig:stream"  # stream: one entry per leader fill
@@ -83,6 +84,7 @@ SUMMARY = f"{NS}:summary"  # hash of run-wide counters (signals, orders_posted, 
 SERVICES = f"{NS}:svc"  # zset instance id -> last heartbeat wall ms
 CLOCK = f"{NS}:clock"  # hash: replay clock published by the paper venue
 HALT = f"{NS}:halt"  # string: reason, when trading is halted by risk or by hand
+ALERT_STATE = f"{NS}:alert:state"  # hash (alerter): cursor (last pb:events id handled), state (JSON), outbox (JSON)
 
 
 def service(instance_id: str) -> str:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from libs.common import pnl
-from services.backtest.venue_side import SimVenue
+
+if TYPE_CHECKING:  # annotations only: ``plot_equity`` stays importable without the venue (polyband report)
+    from services.backtest.venue_side import SimVenue
 
 EQUITY_STEP_MS = 60_000
 

@@ -19,6 +19,7 @@ from redis import Redis
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from libs.common.logs import KeyValueFormatter
+from libs.common.run_store import export_redis
 from services.backtest.determinism import deterministic_orders
 from services.backtest.equity import MarkSampler, plot_equity, write_equity
 from services.backtest.harness import Harness
@@ -124,6 +125,7 @@ def run_backtest(cfg: BacktestConfig) -> dict[str, Any]:
         write_run(cfg.out, result)
         curve = write_equity(cfg.out / "equity.csv", result["pnl_fills"], sampler, venue, h.end_ms)
         plot_equity(cfg.out / "equity.png", curve, f"polyband back-test: {cfg.tape.name}")
+        export_redis(r, cfg.out)  # redis.pbdump: `polyband report --run <out>` reads the run's Redis
     result["summary"]["wall_s"] = round(wall_s, 1)  # not in summary.json: it differs between runs
     result["summary"]["out"] = str(cfg.out)
     return result

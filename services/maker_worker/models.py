@@ -95,6 +95,7 @@ class TokenState:
     rejects: int = 0
     backoff_until_ms: int = 0
     stale: bool = False
+    side_missing_ms: tuple[int, int] = (0, 0)  # market ms the (bid, ask) side went missing from a fresh book; 0 = present
     dust_noted: bool = False
     entry_block: str = ""
     done: bool = False

@@ -16,7 +16,7 @@ from decimal import Decimal
 import orjson
 from redis import Redis
 
-from libs.common import keys
+from libs.common import keys, metrics
 from libs.common.clock import Clock
 from libs.common.journal import Journal
 from libs.common.leases import Grant, Leases
@@ -66,8 +66,10 @@ class OrderDesk:
         self.leases.fenced_hset(grant, keys.orders(grant.token_id), {o.order_id: orjson.dumps(rec).decode()},
                                 self.clock.wall_ms())
 
-    def place(self, grant: Grant, p: Place, tick: Decimal, neg_risk: bool) -> list[Event]:
-        """Sign, checkpoint, post ``p``; returns Posted (LIVE or PENDING) or Rejected (+ Balance)."""
+    def place(self, grant: Grant, p: Place, tick: Decimal, neg_risk: bool,
+              data_age_ms: int | None = None) -> list[Event]:
+        """Sign, checkpoint, post ``p``; returns Posted (LIVE or PENDING) or Rejected (+ Balance).
+        ``data_age_ms``: age (wall ms) of the book the decision used, journaled on ORDER_POSTED."""
         token, now = grant.token_id, self.clock.now_ms()
         try:
             signed = self.venue.sign_limit(token, p.side, p.price, p.size, tick, neg_risk)
@@ -90,21 +92,23 @@ class OrderDesk:
             self.write(grant, order, "FAILED")
             order = new_order(p, ack.order_id, now)
         self.write(grant, order, "LIVE")
-        self._accepted(order, p.post_only, token)
+        self._accepted(order, p.post_only, token, data_age_ms)
         return [Posted(new_order(p, order.order_id, now))]
 
-    def _accepted(self, o: OpenOrder, post_only: bool | None, token: str) -> None:
+    def _accepted(self, o: OpenOrder, post_only: bool | None, token: str, data_age_ms: int | None = None) -> None:
         """Journal ORDER_POSTED (+ TAKE_PROFIT_POSTED) and count it (``post_only`` None = not known here)."""
         self.journal.record("ORDER_POSTED", token_id=token, order_id=o.order_id, side=o.side, price=o.price,
-                            size=o.size, purpose=o.purpose, post_only=post_only)
+                            size=o.size, purpose=o.purpose, post_only=post_only, data_age_ms=data_age_ms)
         if o.purpose == "take_profit":
             self.journal.record("TAKE_PROFIT_POSTED", token_id=token, order_id=o.order_id, price=o.price, size=o.size)
         self.journal.bump("orders_posted")
+        metrics.WORKER_ORDERS.labels(o.side, "posted", o.purpose).inc()
         if o.side == "SELL":
             self.journal.bump("sells_posted")
 
     def _rejected(self, p: Place, exc: VenueError, token: str, order_id: str) -> list[Event]:
         kind, reason, level = reject_kind(exc)
+        metrics.WORKER_ORDERS.labels(p.side, "rejected", reason).inc()
         self.journal.record(reason, token_id=token, level=level, order_id=order_id, side=p.side, price=p.price,
                             size=p.size, purpose=p.purpose, status=exc.status, error=exc.message[:200])
         events: list[Event] = []
@@ -123,8 +127,9 @@ class OrderDesk:
         self.journal.record("BALANCE_REFRESHED", token_id=token, shares=shares)
         return [Balance(shares)]
 
-    def cancel(self, grant: Grant, o: OpenOrder, why: str) -> list[Event]:
-        """Cancel ``o`` then read its final state (a fill racing the cancel is still counted)."""
+    def cancel(self, grant: Grant, o: OpenOrder, why: str, data_age_ms: int | None = None) -> list[Event]:
+        """Cancel ``o`` then read its final state (a fill racing the cancel is still counted);
+        ``data_age_ms`` (wall ms, the decision's book age) is journaled on ORDER_CANCELED."""
         token = grant.token_id
         try:
             res = self.venue.cancel(o.order_id)
@@ -138,9 +143,11 @@ class OrderDesk:
             self.write(grant, o, "CANCELED")
             events.append(OrderGone(o.order_id, "CANCELED"))
             gone = True
+        if gone:
+            metrics.WORKER_ORDERS.labels(o.side, "canceled", why).inc()
         self.journal.record("ORDER_CANCELED" if gone else "CANCEL_NOT_DONE", token_id=token,
                             level="info" if gone else "warn", order_id=o.order_id, side=o.side, price=o.price,
-                            why=why, detail=res.not_canceled.get(o.order_id, ""))
+                            why=why, detail=res.not_canceled.get(o.order_id, ""), data_age_ms=data_age_ms)
         return events
 
     def poll(self, grant: Grant, state: TokenState) -> list[Event]:

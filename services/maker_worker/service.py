@@ -29,7 +29,7 @@ import orjson
 from redis import Redis
 from redis.exceptions import RedisError
 
-from libs.common import keys, runtime
+from libs.common import keys, metrics, runtime
 from libs.common.clock import Clock
 from libs.common.journal import Journal
 from libs.common.leases import LeaseLost, Leases
@@ -85,6 +85,7 @@ class Worker:
         if not self._venue_ready():
             return
         self._acquire(wall)
+        metrics.WORKER_LEASES.set(len(self.held))
         if not self.held:
             return
         gw, books, toks, risk_reads = self._snapshot()
@@ -178,6 +179,8 @@ class Worker:
             if grant is None:
                 continue
             self.r.zrem(keys.SCHED_OFFERS, token)
+            if grant.prev_worker:
+                metrics.WORKER_TAKEOVERS.inc()
             leftovers = self._has_open_records(token)
             h = Held(grant, cleanup=bool(grant.prev_worker) or leftovers)
             if grant.prev_worker:
@@ -222,6 +225,7 @@ class Worker:
         try:
             run(h, room)
             self.risk.sync(h)
+            self._export(h)
         except LeaseLost as exc:
             self.journal.record("LEASE_LOST", token_id=token, level="error", fence=exc.fence, why=exc.why)
             h.released = True
@@ -239,6 +243,17 @@ class Worker:
         self.held.pop(token, None)
         self.feed.untrack(token)
         self.risk.forget(token)
+        metrics.forget_token(token)
+        metrics.WORKER_LEASES.set(len(self.held))
+
+    @staticmethod
+    def _export(h: Held) -> None:
+        """Position and P&L gauges of ``h`` (realized at average cost, unrealized at the best bid while
+        the market is open; before fees: the P&L of record is ``libs.common.pnl``'s)."""
+        s, bid = h.state, h.market.best_bid if h.market else None
+        if s is not None and not h.released:
+            unrealized = s.position * (bid - s.avg_entry) if bid is not None and not s.resolved else Decimal(0)
+            metrics.set_token(h.grant.token_id, s.position, s.realized_pnl, unrealized)
 
     def _cancel_all(self, why: str) -> int:
         """Cancel every open order of every held token (halt); returns how many cancels were sent. Each

@@ -128,7 +128,7 @@ def decide(state: TokenState, m: MarketView, tick: Tick, now_ms: int, params: Pa
         return exits.market_end(state, now_ms, params)
     if any(o.status == "PENDING" for o in state.orders):
         return state, []  # an unknown outcome is resolved by id before anything else is sent
-    state, intents = freshness(state, m)
+    state, intents = freshness(state, m, now_ms)
     if state.position > 0:
         state, more = exits.holding(state, m, now_ms, params)
     else:
@@ -152,13 +152,32 @@ def dedupe(intents: list[Intent]) -> list[Intent]:
     return out
 
 
-def freshness(state: TokenState, m: MarketView) -> Result:
-    """STALE_DATA once per episode (counted by the journal), STALE_RECOVERED when it ends."""
+def freshness(state: TokenState, m: MarketView, now_ms: int = 0) -> Result:
+    """STALE_DATA once per episode (counted by the journal), STALE_RECOVERED when it ends; then, on a
+    fresh book, the per-side gaps (``side_gaps``)."""
     if not m.fresh and not state.stale:
         return replace(state, stale=True), [Note("STALE_DATA", "warn")]
     if m.fresh and state.stale:
-        return replace(state, stale=False), [Note("STALE_RECOVERED")]
-    return state, []
+        state, notes = side_gaps(replace(state, stale=False), m, now_ms)
+        return state, [Note("STALE_RECOVERED")] + notes
+    return side_gaps(state, m, now_ms) if m.fresh else (state, [])
+
+
+def side_gaps(state: TokenState, m: MarketView, now_ms: int) -> Result:
+    """BOOK_SIDE_MISSING ``side=bid|ask`` once when a side of a fresh book is empty, BOOK_SIDE_RESTORED
+    ``side``, ``gap_ms`` (market ms) when it is back; ``state.side_missing_ms`` holds the open gaps."""
+    notes: list[Intent] = []
+    marks = list(state.side_missing_ms)
+    for i, (side, price) in enumerate((("bid", m.best_bid), ("ask", m.best_ask))):
+        if price is None and not marks[i]:
+            marks[i] = max(1, now_ms)
+            notes.append(Note("BOOK_SIDE_MISSING", "warn", {"side": side}))
+        elif price is not None and marks[i]:
+            notes.append(Note("BOOK_SIDE_RESTORED", fields={"side": side, "gap_ms": str(max(0, now_ms - marks[i]))}))
+            marks[i] = 0
+    if not notes:
+        return state, []
+    return replace(state, side_missing_ms=(marks[0], marks[1])), notes
 
 
 def flat(state: TokenState, m: MarketView, tick: Tick, now_ms: int, params: Params) -> Result:

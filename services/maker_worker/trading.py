@@ -18,7 +18,7 @@ from typing import Callable
 
 from redis import Redis
 
-from libs.common import keys
+from libs.common import keys, metrics
 from libs.common.clock import Clock
 from libs.common.journal import Journal
 from libs.common.leases import Grant, Leases
@@ -27,7 +27,7 @@ from services.maker_worker import risk, settle, strategy
 from services.maker_worker.book_source import from_redis, from_rest, int_field
 from services.maker_worker.config import WorkerSettings
 from services.maker_worker.models import (
-    Cancel, Event, Fill, Intent, MarketView, Note, Place, Redeem, Release, Tick, TokenState, Transition,
+    Cancel, Event, Fill, Intent, MarketView, Note, Place, Posted, Redeem, Release, Tick, TokenState, Transition,
 )
 from services.maker_worker.orders import OrderDesk
 from services.maker_worker.reconciler import Reconciler, recorded_position
@@ -54,6 +54,9 @@ class Held:
     market: MarketView | None = None
     released: bool = False
     last_seq: int = 0  # highest book seq acted on (0 = none yet)
+    change_wall_ms: int = 0  # gateway receipt (wall ms) of the new Redis book being acted on (0: none/REST)
+    data_age_ms: int = 0  # wall ms between the book's receipt / REST check and this decision (0: read by REST now)
+    fallback_wall_ms: int = 0  # wall ms the token left the Redis book for REST (0: on the feed)
     user_id: str = "0-0"  # last pb:user:{token} entry handled ("0-0" at acquisition: read from the start)
     reconcile_due_wall_ms: int = 0  # next periodic reconcile with the venue (wall ms; set by prepare)
     reopened: bool = False  # a fill arrived while a close was being executed (the close is deferred)
@@ -154,7 +157,12 @@ class TokenTrader:
                 read = from_redis(book, gw_ok, wall, self.s.book_max_age_ms)
             except ValueError as exc:
                 self.journal.record("BOOK_MALFORMED", token_id=token, level="error", detail=str(exc))
+        fresh = read is not None and seq > h.last_seq
+        h.change_wall_ms = int_field(book, "recv_ts_ms") if fresh else 0
         h.last_seq = seq
+        if read is not None:  # book age at decision time: the freshness rule's own age
+            seen = max(int_field(book, "recv_ts_ms"), int_field(book, "verified_ts_ms"))
+            metrics.WORKER_DATA_AGE.observe(max(0, wall - seen) / 1000)
         if read is None:
             read = from_rest(self.venue, token)
             if read.source != h.book_source:
@@ -162,8 +170,20 @@ class TokenTrader:
                     self.journal.record("BOOK_REST_FALLBACK", token_id=token, level="warn")
                 else:
                     self.journal.record("BOOK_REST_FAILED", token_id=token, level="error", error=read.error)
+        self._feed_returned(h, read.source, book, wall)
         h.book_source = read.source
         return read.view(h.state.tick_size, h.state.min_order_size, h.state.end_ms)
+
+    def _feed_returned(self, h: Held, source: str, book: dict[str, str], wall: int) -> None:
+        """Note the data age of this decision; journal BOOK_FEED_RETURNED (``after_ms``: wall ms on REST)
+        when the book comes back from REST (or nothing) to the Redis feed."""
+        seen = max(int_field(book, "recv_ts_ms"), int_field(book, "verified_ts_ms"))
+        h.data_age_ms = max(0, wall - seen) if source == "redis" else 0
+        if source != "redis" and h.book_source in ("", "redis"):
+            h.fallback_wall_ms = wall
+        elif source == "redis" and h.book_source in ("rest", "none"):
+            self.journal.record("BOOK_FEED_RETURNED", token_id=h.grant.token_id, was=h.book_source,
+                                after_ms=max(0, wall - h.fallback_wall_ms))
 
     # ---- strategy and execution ----
     def apply(self, h: Held, ev: Event, market: MarketView) -> bool:
@@ -186,13 +206,15 @@ class TokenTrader:
             if isinstance(i, Place):
                 if h.state.done or h.released or not self.admit(h, i):  # admit: account-wide risk reservation
                     continue
-                events = self.desk.place(h.grant, i, market.tick_size, h.neg_risk)
+                events = self.desk.place(h.grant, i, market.tick_size, h.neg_risk, h.data_age_ms)
+                if h.change_wall_ms and any(isinstance(e, Posted) and e.order.status == "LIVE" for e in events):
+                    metrics.WORKER_TICK_TO_ORDER.observe(max(0, self.clock.wall_ms() - h.change_wall_ms) / 1000)
             elif isinstance(i, Cancel):
                 order = next((o for o in h.state.orders if o.order_id == i.order_id), None)
                 if order is None:
                     continue
                 h.grant = self.leases.renew(h.grant, self.clock.wall_ms(), self.s.lease_ttl_ms)  # fence first
-                events, cancelled = self.desk.cancel(h.grant, order, i.why), True
+                events, cancelled = self.desk.cancel(h.grant, order, i.why, h.data_age_ms), True
             elif isinstance(i, Transition):
                 if i.state in CLOSING and (h.state.done or h.reopened) and not self.may_close(h, i, market):
                     deferred = True
@@ -240,6 +262,8 @@ class TokenTrader:
         self.journal.record("FILL", token_id=token, order_id=f.order_id, side=f.side, price=f.price, size=f.size,
                             position=s.position, avg_entry=s.avg_entry)
         self.journal.bump("fills")
+        purpose = next((o.purpose for o in before.orders if o.order_id == f.order_id), "unknown")
+        metrics.WORKER_ORDERS.labels(f.side, "filled", purpose).inc()
         pnl = s.realized_pnl - before.realized_pnl
         if f.side == "SELL" and pnl != 0:
             total = risk.add_realized(self.r, pnl, now)

@@ -99,7 +99,8 @@ def _buy(view: TokenView, sig: Signal, now_ms: int, wall_ms: int, rules: Rules) 
 
 def _sell(view: TokenView, sig: Signal, now_ms: int, wall_ms: int, rules: Rules) -> Decision:
     st, tid = view.state, sig.token_id
-    ignored = Note("IGNORED_NO_POSITION", fields={"state": st or "unknown", "signal_id": sig.signal_id})
+    ignored = Note("IGNORED_NO_POSITION", fields={"state": st or "unknown", "signal_id": sig.signal_id,
+                                                  "leader": sig.account})
     if st in ("candidate", "pending"):
         t = Transition("closed", "LEADER_SOLD_BEFORE_ENTRY", (st,), info={"signal_id": sig.signal_id})
         return Decision(tid, t, (Effect("dequeue"),), (ignored,))

@@ -107,7 +107,7 @@ def test_status_and_paper_summary_show_the_pnl(r: Redis) -> None:
     for t in (A, B, C):
         r.sadd(keys.TOKENS, t)
     console = Console(width=250, record=True)
-    console.print(status.snapshot(r))
+    console.print(status.render(status.read(r, 0)))
     text = console.export_text()
     assert "net 18.089350 = realized" in text and "2.146340" in text
     run = PaperRun.__new__(PaperRun)  # summary() reads only Redis and the baselines

@@ -57,7 +57,9 @@ def test_entry_size_is_raised_to_the_market_minimum() -> None:
 
 
 def test_no_entry_without_a_bid() -> None:
-    assert tick(st(), mv(None, "0.51"))[1] == []
+    s, out = tick(st(), mv(None, "0.51"))
+    assert out == [Note("BOOK_SIDE_MISSING", "warn", {"side": "bid"})]  # journaled once, nothing placed
+    assert tick(s, mv(None, "0.51"))[1] == []
 
 
 def test_entry_reprices_when_bid_moves_away_but_not_when_ours_is_the_bid() -> None:
