@@ -17,7 +17,7 @@ if str(REPO) not in sys.path:
 
 from libs.common.settings import BaseServiceSettings  # noqa: E402
 
-SERVICES = ("signal_ingest", "md_gateway", "user_feed", "scheduler", "maker_worker", "venue_sim")
+SERVICES = ("signal_ingest", "md_gateway", "user_feed", "scheduler", "maker_worker", "venue_sim", "alerter")
 
 
 def settings_classes() -> dict[str, type[BaseServiceSettings]]:
