@@ -158,7 +158,8 @@ class BaseServiceSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="PB_", env_file=".env", extra="ignore", frozen=True, validate_default=True
+        env_prefix="PB_", env_file=".env", extra="ignore", frozen=True, validate_default=True,
+        env_ignore_empty=True,  # PB_X= (or compose's ${PB_X:-}) means "not set": the default applies
     )
 
     mode: Literal["paper", "live"] = "paper"
@@ -223,7 +224,7 @@ class VenueSettings(BaseServiceSettings):
     @field_validator("private_key")
     @classmethod
     def _key_for_mode(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr:
-        if value is not None:
+        if value is not None and value.get_secret_value():  # empty (compose's ${PB_PRIVATE_KEY:-}) = unset
             return value
         if info.data.get("mode") == "live":
             raise ValueError("live mode needs PB_PRIVATE_KEY (its value is never logged)")

@@ -31,6 +31,7 @@ MAX_PAGE_SIZE = 10_000
 DOC_RATE_LIMIT_PER_10S = 200
 
 DEMO_LEADER = "0x00000000000000000000000000000000000de111"
+BTC15M_LEADER = "0x00000000000000000000000000000000000de113"  # data/leaders/btc15m-synthetic.jsonl (the default tape's)
 GABAGOOL22 = "0x6031b6eed1c97e853c6e0f03ad3ce3529351f96d"
 
 
@@ -95,7 +96,8 @@ class IngestSettings(BaseServiceSettings):
     Attributes:
         data_api_url: base URL of the data-api (live: Polymarket's; paper: the venue's ``/data-api``).
         data_api_version: ``v2`` (cursor pages of ``/v2/trades``) or ``v1`` (``/trades``, widening ``limit``).
-        leaders: followed wallets (paper default: the synthetic demo leader and gabagool22).
+        leaders: followed wallets (paper default: the synthetic demo leader, gabagool22 and the
+            default tape's synthetic leader).
         leaders_file: optional JSON file of more leader targets.
         poll_interval_s: wall seconds between two polls of every leader (default 60, paper 2).
         page_size: ``limit`` of each v2 page (1..1000), or of the first v1 request (1..10000).
@@ -128,7 +130,8 @@ class IngestSettings(BaseServiceSettings):
         # which would otherwise turn the tape's first leader trades into ignored "history".
         "lookback_s": 120,
         "leaders": [LeaderTarget(account=DEMO_LEADER, min_size=Decimal(1)),
-                    LeaderTarget(account=GABAGOOL22, min_size=Decimal(0))],
+                    LeaderTarget(account=GABAGOOL22, min_size=Decimal(0)),
+                    LeaderTarget(account=BTC15M_LEADER, min_size=Decimal(0))],
     }
 
     _split_leaders = field_validator("leaders", mode="before")(_parse_leaders)

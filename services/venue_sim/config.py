@@ -36,7 +36,8 @@ class PaperExchangeSettings(BaseSettings):
             (Polymarket's own burst figures) so normal runs never hit them.
     """
 
-    model_config = SettingsConfigDict(env_prefix="PB_", env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="PB_", env_file=".env", extra="ignore", frozen=True,
+                                      env_ignore_empty=True)
 
     paper_owners: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_OWNERS))
     settle_mined_ms: int = Field(1000, ge=0)

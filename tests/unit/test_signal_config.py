@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from libs.common.settings import BadSetting, load_settings
-from services.signal_ingest.config import DEMO_LEADER, GABAGOOL22, IngestSettings
+from services.signal_ingest.config import BTC15M_LEADER, DEMO_LEADER, GABAGOOL22, IngestSettings
 
 A = "0x00000000000000000000000000000000000000AA"
 
@@ -21,10 +21,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(k, raising=False)
 
 
-def test_paper_defaults_follow_demo_leader_and_gabagool22() -> None:
+def test_paper_defaults_follow_demo_leader_gabagool22_and_the_default_tapes_leader() -> None:
     s = load_settings(IngestSettings)
     assert [(t.account, t.min_size, t.enabled) for t in s.leaders] == [
-        (DEMO_LEADER, Decimal(1), True), (GABAGOOL22, Decimal(0), True)]
+        (DEMO_LEADER, Decimal(1), True), (GABAGOOL22, Decimal(0), True), (BTC15M_LEADER, Decimal(0), True)]
     assert s.poll_interval_s == 0.5 and s.data_api_url == "http://127.0.0.1:8080/data-api"
     assert s.rate_limit_per_10s == 200 and s.page_size == 100 and s.lookback_s == 120
     live = load_settings(IngestSettings, mode="live", live_confirm=True)
