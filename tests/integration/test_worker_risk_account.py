@@ -63,13 +63,13 @@ def test_ledger_reserve_is_atomic_under_concurrent_workers_and_fenced(r: Redis) 
     for t in threads:
         t.join(10)
     assert len(granted) == 10 and ledger_total(r) == D(10)  # 40 tries, exactly cap / need granted
-    ledger = ExposureLedger(r)
-    out = ledger.reserve("t0-0", 1, (1_000_000, 2_000_000), need, cap, 10**9)
+    ledger, held = ExposureLedger(r), granted[0]  # which tokens won depends on the threads' order
+    out = ledger.reserve(held, 1, (1_000_000, 2_000_000), need, cap, 10**9)
     assert not out.ok and out.reason == "EXPOSURE_CAP" and (out.committed_micro, out.limit) == (cap, cap)
-    ledger.sync("t0-0", 2, (0, 0), 0)  # a new holder (fence 2) recomputed the token: released
+    ledger.sync(held, 2, (0, 0), 0)  # a new holder (fence 2) recomputed the token: released
     with pytest.raises(StaleFence):
-        ledger.sync("t0-0", 1, (5_000_000, 1), None)  # the old holder cannot write over it
-    assert ledger.entries()["t0-0"].exposure_micro == 0 and ledger_total(r) == D(9)
+        ledger.sync(held, 1, (5_000_000, 1), None)  # the old holder cannot write over it
+    assert ledger.entries()[held].exposure_micro == 0 and ledger_total(r) == D(9)
 
 
 def test_three_workers_never_exceed_the_account_wide_cap(r: Redis) -> None:
