@@ -177,6 +177,6 @@ def open_run(folder: Path) -> Iterator[Redis]:
         r.close()
     finally:
         if proc is not None and proc.poll() is None:
-            proc.terminate()
+            proc.kill()  # a throwaway server without persistence: nothing to shut down cleanly (saves ~80 ms)
             proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -6,25 +6,29 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
-from redis import Redis
-from redis.exceptions import RedisError
+
+if TYPE_CHECKING:  # imported where used: the console starts fast, and --run needs no settings
+    from redis import Redis
 
 
 @contextmanager
-def _redis(run: Path | None, redis_url: str | None) -> Iterator[Redis]:
-    from libs.common.run_store import open_run
-    from libs.common.settings import BaseServiceSettings, load_settings
-    from libs.common.redis_client import make_redis
-
+def _redis(run: Path | None, redis_url: str | None) -> Iterator["Redis"]:
     if run is not None:
+        from libs.common.run_store import open_run
+
         with open_run(run) as r:
             yield r
     elif redis_url:
+        from redis import Redis
+
         yield Redis.from_url(redis_url, decode_responses=True, socket_timeout=10)
     else:
+        from libs.common.redis_client import make_redis
+        from libs.common.settings import BaseServiceSettings, load_settings
+
         yield make_redis(load_settings(BaseServiceSettings), "polyband-report")
 
 
@@ -68,15 +72,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Answers from Redis: inactivity, stale books, side gaps, aggressive steps, reconnects, fill
         rates, data age, exits, exit-only residue, balance rejects, states, P&L (SPEC S5)."""
+        from redis.exceptions import RedisError
+
         from libs.common.run_store import RunStoreError
-        from libs.common.settings import BadSetting
 
         if run is not None and redis_url:
             typer.echo("report: give --run or --redis-url, not both", err=True)
             raise typer.Exit(2)
         try:
             report(run, redis_url, since, as_json, plots, window_min)
-        except (ValueError, RunStoreError, BadSetting) as exc:
+        except (ValueError, RunStoreError) as exc:  # a BadSetting is a ValueError
             typer.echo(f"report: {exc}", err=True)
             raise typer.Exit(2) from None
         except RedisError as exc:
