@@ -13,11 +13,12 @@ with wall ms by the shell, and accumulates its outputs for the shell to carry ou
 Book status (contract ``pb:md:book:{token}``): ``ok``, or ``resync`` while the book is unknown
 (before the first snapshot, after a disconnect, a ``tick_size_change``, a crossed book, a resync
 buffer overflow). A ``resync`` publish empties ``best_bid``/``best_ask``. WS level changes that
-arrive during a resync are buffered and replayed on top of a REST snapshot when their timestamp is
-not older than the snapshot's (a level change carries the level's new total, so replaying one the
-snapshot already holds is harmless). A crossed book is never published: a change that crosses the
-book inside a frame is held back, and if the book is still crossed at the end of the frame the token
-is resynced from REST (a cross that a later entry of the same frame undoes is an intermediate state).
+arrive while a book is ``resync`` (awaiting its first snapshot, or resyncing) are buffered and
+replayed on top of a REST snapshot when their timestamp is not older than the snapshot's (a level
+change carries the level's new total, so replaying one the snapshot already holds is harmless). A
+crossed book is never published: a change that crosses the book inside a frame is held back, and if
+the book is still crossed at the end of the frame the token is resynced from REST (a cross that a
+later entry of the same frame undoes is an intermediate state).
 """
 from __future__ import annotations
 
@@ -131,12 +132,18 @@ class Core(RestRules):
             self._hold(st, ev, recv_ms)
             return None
         st.book.set_level(ev.is_bid, ev.price, ev.size)
+        held = st.inflight
+        if held is not None:  # a verify is in flight: keep the change for its replay (too many: void)
+            if len(held) < self.buffer_max:
+                held.append(ev)
+            else:
+                st.inflight = None
         top = st.book.top()
         st.crossed = top.crossed
         if st.crossed:
             return st
         if top != st.top:
-            st.top = top
+            st.top, st.top_ms = top, recv_ms
             self.out.append(Publish(st.token_id, True, "price_change",
                                     top_fields(top, ev.ts_ms, recv_ms) + ["source", "ws"], recv_ns))
         if ev.expect is not None:
@@ -144,7 +151,8 @@ class Core(RestRules):
         return st
 
     def _hold(self, st: TokenState, ev: s.LevelChange, now_ms: int) -> None:
-        """Keep a change that arrived during a resync, for replay on top of the coming snapshot."""
+        """Keep a change that arrived while the book awaits a snapshot (the first one or a resync's),
+        for replay on top of that snapshot."""
         if st.buffer is None:
             return
         if len(st.buffer) >= self.buffer_max:
@@ -194,7 +202,7 @@ class Core(RestRules):
             return
         st.msgs += 1
         st.last_msg_ms = recv_ms
-        st.buffer = None
+        st.buffer, st.inflight = None, None  # (a verify in flight is void: the book was replaced)
         st.discard_next = False
         self._install(st, ev, "book", "ws", recv_ms, recv_ns)
 
@@ -267,7 +275,7 @@ class Core(RestRules):
             return
         self.counts["snapshots"] += 1
         changed = top != st.top
-        st.status, st.snap_due_ms, st.top, st.crossed = OK, 0, top, False
+        st.status, st.snap_due_ms, st.top, st.crossed, st.top_ms = OK, 0, top, False, recv_ms
         self.unbooked.discard(st.token_id)
         if source != "rest" and not st.min_order_size:
             self.verify_now.add(st.token_id)  # one REST look for min_order_size, which the WS never sends
@@ -289,7 +297,7 @@ class Core(RestRules):
         if why != "disconnect":  # a disconnect is journaled once for all its tokens (WS_DISCONNECT)
             self.notes.append(("BOOK_RESYNC", "warn", st.token_id, {"why": why}))
         st.book.clear()
-        st.status, st.buffer, st.bba, st.crossed = RESYNC, [], None, False
+        st.status, st.buffer, st.bba, st.crossed, st.inflight = RESYNC, [], None, False, None
         self.unbooked.add(st.token_id)
         st.snap_due_ms = now_ms if rest_now else 0
         changed = st.top != EMPTY_TOP

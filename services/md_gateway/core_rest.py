@@ -3,11 +3,15 @@
 * Snapshots: a token that is ``resync`` on a live connection gets a REST snapshot when its
   ``snap_due_ms`` passes (at once after a tick size change or a crossed book; ``grace_ms`` after a
   connection opened without its WS dump; ``rest_retry_ms`` after a failure).
-* Verify ("quiet is not stale", SPEC S2.2): every verify interval, live ``ok`` tokens with no WS
-  message since the last round are compared level by level with REST. Equal: ``verified_ts_ms`` is
-  stamped. Different: ``BOOK_DRIFT`` is journaled and the REST book replaces ours (``source=rest``).
-  A verify is void if a WS message for the token arrived while the request was in flight (the two
-  books are then from different moments). A cross-check mismatch asks for a verify at once, and so
+* Verify ("quiet is not stale", SPEC S2.2): every verify interval, live ``ok`` tokens that were quiet
+  since the last round (no WS message, or no change of their published top of book: traffic on
+  deeper levels never refreshes ``recv_ts_ms``, so readers would find such a book stale) are compared
+  level by level with REST. Equal: ``verified_ts_ms`` is stamped. Different: ``BOOK_DRIFT`` is
+  journaled and the REST book replaces ours (``source=rest``). Level changes applied while the
+  request is in flight are kept (up to ``buffer_max``) and replayed on the REST book when not older
+  than it (the resync rule); if that equals our book the token is verified, else the verify is void
+  (``verify_busy``: the two books may be from different moments), as it is after a WS ``book`` or
+  too many changes in flight. A cross-check mismatch asks for a verify at once, and so
   does a token's first WS snapshot: ``min_order_size`` is only in REST ``/book``; it (and the tick
   size) is adopted from any REST answer, even a void verify.
 """
@@ -39,17 +43,19 @@ class RestRules:
         for t in self.verify_now:
             st = self.tokens.get(t)
             if st is not None and st.live and st.status == OK and not st.rest_why:
-                st.rest_why, st.rest_msgs = "verify", st.msgs
+                st.rest_why, st.rest_msgs, st.inflight = "verify", st.msgs, []
                 out.append((t, "verify"))
         self.verify_now.clear()
         return out
 
     def verify_round(self: "Core", quiet_since_ms: int) -> list[str]:
-        """Tokens to check against REST: live, ``ok``, and without a WS message since ``quiet_since_ms``."""
+        """Tokens to check against REST (marked in flight): live, ``ok``, no request in flight, and
+        quiet since ``quiet_since_ms`` (wall ms): no WS message, or no published top change."""
         out = []
         for st in self.tokens.values():
-            if st.live and st.status == OK and st.last_msg_ms < quiet_since_ms and not st.rest_why:
-                st.rest_why, st.rest_msgs = "verify", st.msgs
+            if (st.live and st.status == OK and not st.rest_why
+                    and min(st.last_msg_ms, st.top_ms) < quiet_since_ms):
+                st.rest_why, st.rest_msgs, st.inflight = "verify", st.msgs, []
                 out.append(st.token_id)
         return out
 
@@ -59,7 +65,7 @@ class RestRules:
         self.notes.append(("REST_BOOK_FAILED", "warn", token_id, {"code": reason, "detail": detail[:300]}))
         st = self.tokens.get(token_id)
         if st is not None:
-            st.rest_why = ""
+            st.rest_why, st.inflight = "", None
             if st.status != OK:
                 st.snap_due_ms = now_ms + self.rest_retry_ms
 
@@ -69,6 +75,7 @@ class RestRules:
         if st is None:
             return
         why, st.rest_why = st.rest_why, ""
+        held, st.inflight = st.inflight, None
         self.counts["rest_ok"] += 1
         if not st.live:
             return  # the connection went down meanwhile: its reconnect brings a new snapshot
@@ -78,16 +85,19 @@ class RestRules:
                 return
             self._install(st, snap, "rest", "rest", now_ms)
         elif why == "verify":
-            self._verify(st, snap, now_ms)
+            self._verify(st, snap, now_ms, held)
 
-    def _verify(self: "Core", st: TokenState, snap: s.BookSnap, now_ms: int) -> None:
+    def _verify(self: "Core", st: TokenState, snap: s.BookSnap, now_ms: int,
+                held: list[s.LevelChange] | None) -> None:
+        """Compare our book with REST (``held``: level changes applied while the request was in flight)."""
         learned = self._learn(st, snap)
-        if st.msgs != st.rest_msgs:
+        busy = st.msgs != st.rest_msgs
+        if busy and (held is None or not _same_replayed(st.book, snap, held)):
             self.counts["verify_busy"] += 1  # WS changed the book meanwhile: no fair comparison
             if learned:
                 self.out.append(Publish(st.token_id, False, "rest", learned))
             return
-        if st.book.same_levels(snap.bids, snap.asks):
+        if busy or st.book.same_levels(snap.bids, snap.asks):
             self.counts["verified"] += 1
             if learned:
                 self.out.append(Publish(st.token_id, False, "rest", learned + ["verified_ts_ms", str(now_ms)]))
@@ -113,3 +123,14 @@ class RestRules:
             st.tick = snap.tick_size
             fields += ["tick_size", price_str(snap.tick_size)]
         return fields
+
+
+def _same_replayed(ours: Book, snap: s.BookSnap, held: list[s.LevelChange]) -> bool:
+    """True when ``snap`` with the ``held`` changes not older than it (``ts_ms >= snap.ts_ms``, in
+    order) replayed on top holds exactly the levels of ``ours``."""
+    theirs = Book()
+    theirs.replace(snap.bids, snap.asks)
+    for ch in held:
+        if ch.ts_ms >= snap.ts_ms:
+            theirs.set_level(ch.is_bid, ch.price, ch.size)
+    return ours.bids == theirs.bids and ours.asks == theirs.asks

@@ -7,6 +7,9 @@ decoded on its own so that one bad book does not cost the others. Each bad objec
 :class:`~services.md_gateway.schemas.Reject` with a reason code, the field, the value and the first
 300 characters of its text. One bad entry rejects its whole ``price_change`` object: the entries of
 one object are one exchange event (the YES and NO sides of one order), applied together or not at all.
+Any other exception while decoding or converting (msgspec raises ``RecursionError`` on a frame nested
+about 1,000 levels deep) rejects that frame, or that object, as ``PARSE_INTERNAL_ERROR`` with the
+exception's type as the value: one frame never costs the rest of its batch.
 """
 from __future__ import annotations
 
@@ -118,6 +121,12 @@ def _convert(w: object, out: s.Parsed) -> None:
         out.ignored += 1
 
 
+def _internal(exc: Exception, data: bytes) -> s.Reject:
+    """``PARSE_INTERNAL_ERROR`` for an unexpected exception; ``value`` is its type name."""
+    name = type(exc).__name__
+    return s.Reject(s.INTERNAL, "$", name, f"{name}: {exc}"[:300], _text(data))
+
+
 def _convert_safely(w: object, out: s.Parsed, text: bytes | None) -> None:
     mark = len(out.events)
     try:
@@ -130,6 +139,9 @@ def _convert_safely(w: object, out: s.Parsed, text: bytes | None) -> None:
         del out.events[mark:]
         raw = text if text is not None else msgspec.json.encode(w)
         out.rejects.append(s.Reject(s.MISSING_FIELD, exc.field, "", "required field is missing", _text(raw)))
+    except Exception as exc:  # noqa: BLE001 - anything else costs this object only
+        del out.events[mark:]
+        out.rejects.append(_internal(exc, text if text is not None else msgspec.json.encode(w)))
 
 
 def _validation_reject(exc: msgspec.ValidationError, data: bytes) -> s.Reject:
@@ -154,6 +166,9 @@ def _salvage(data: bytes, out: s.Parsed) -> None:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         out.rejects.append(s.Reject(s.BAD_JSON, "$", "", str(exc), _text(data)))
         return
+    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError: the array cannot be split
+        out.rejects.append(_internal(exc, data))
+        return
     for raw in raws:
         item = bytes(raw)
         try:
@@ -161,11 +176,15 @@ def _salvage(data: bytes, out: s.Parsed) -> None:
         except msgspec.ValidationError as exc:
             out.rejects.append(_validation_reject(exc, item))
             continue
+        except Exception as exc:  # noqa: BLE001 - this element only
+            out.rejects.append(_internal(exc, item))
+            continue
         _convert_safely(w, out, item)
 
 
 def parse_frame(data: bytes, max_bytes: int) -> s.Parsed:
-    """Typed events and rejects of one text frame (a JSON object or array). Never raises.
+    """Typed events and rejects of one text frame (a JSON object or array). Never raises: an
+    unexpected exception rejects the frame (``PARSE_INTERNAL_ERROR``, none of its events kept).
 
     Args:
         data: the frame's bytes as received.
@@ -177,22 +196,34 @@ def parse_frame(data: bytes, max_bytes: int) -> s.Parsed:
                                     f"{len(data)} bytes > max_frame_bytes {max_bytes}", _text(data)))
         return out
     try:
+        _parse(data, out)
+    except Exception as exc:  # noqa: BLE001 - the last resort of the "never raises" promise
+        out.events.clear()
+        out.rejects.append(_internal(exc, data))
+    return out
+
+
+def _parse(data: bytes, out: s.Parsed) -> None:
+    """Decode ``data`` into ``out`` (events and rejects)."""
+    try:
         wire = s.FRAME.decode(data)
     except msgspec.ValidationError as exc:  # (a subclass of DecodeError: test it first)
         if data.lstrip()[:1] == b"[":
             _salvage(data, out)
         else:
             out.rejects.append(_validation_reject(exc, data))
-        return out
+        return
     except msgspec.DecodeError as exc:
         out.rejects.append(s.Reject(s.BAD_JSON, "$", "", str(exc), _text(data)))
-        return out
+        return
+    except Exception as exc:  # noqa: BLE001 - RecursionError on deep nesting (an array's split would raise it too)
+        out.rejects.append(_internal(exc, data))
+        return
     if isinstance(wire, list):
         for w in wire:
             _convert_safely(w, out, None)
     else:
         _convert_safely(wire, out, data)
-    return out
 
 
 class RestBookError(ValueError):

@@ -27,6 +27,9 @@ UNKNOWN_EVENT = "PARSE_UNKNOWN_EVENT"
 MISSING_FIELD = "PARSE_MISSING_FIELD"
 BAD_VALUE = "PARSE_BAD_VALUE"
 TOO_LARGE = "FRAME_TOO_LARGE"
+# Any other exception while decoding or converting one frame (or one array element): ``value`` is the
+# exception's type, e.g. ``RecursionError`` from a deeply nested frame.
+INTERNAL = "PARSE_INTERNAL_ERROR"
 CROSSED = "BOOK_CROSSED"
 
 

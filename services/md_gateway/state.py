@@ -38,7 +38,13 @@ class TokenState:
     top: TopOfBook = EMPTY_TOP  # last published top
     msgs: int = 0  # WS events applied to this token
     last_msg_ms: int = 0
-    buffer: list[s.LevelChange] | None = None  # level changes held during a resync
+    top_ms: int = 0  # wall ms the top of an ok book was last published (its recv_ts_ms)
+    # level changes held while the book awaits a snapshot: the first one (from REST when the dump is
+    # missing) and every resync; None while a WS book is being installed
+    buffer: list[s.LevelChange] | None = field(default_factory=list)
+    # level changes applied while a verify is in flight, replayed on its answer; None: no verify in
+    # flight, or the verify is void (too many changes, or a WS book arrived meanwhile)
+    inflight: list[s.LevelChange] | None = None
     snap_due_ms: int = 0  # request a REST snapshot at this time (0 = not scheduled)
     rest_why: str = ""  # the REST request in flight ("" = none)
     rest_msgs: int = 0  # msgs when that request was sent (a verify is void if it changed)

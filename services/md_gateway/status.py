@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from services.md_gateway.service import GatewayService
 
 EXAMPLES = 5
-PARSE_CODES = (schemas.BAD_JSON, schemas.UNKNOWN_EVENT, schemas.MISSING_FIELD, schemas.BAD_VALUE, schemas.TOO_LARGE)
+PARSE_CODES = (schemas.BAD_JSON, schemas.UNKNOWN_EVENT, schemas.MISSING_FIELD, schemas.BAD_VALUE, schemas.TOO_LARGE,
+               schemas.INTERNAL)
 
 
 class RateGate:
