@@ -43,6 +43,7 @@ def main() -> int:
                          idle=lambda seconds: worker.idle(seconds, stop), gate=gate, on_recover=worker.renew_due)
     finally:
         worker.shutdown()
+        journal.record("SERVICE_STOPPED", instance=worker_id)  # stopped on purpose: not "down" (alerter)
     return 0
 
 

@@ -56,6 +56,7 @@ def main() -> int:
         runtime.run_loop(service.step, stop, clock, settings.step_interval_s, journal, gate=gate)
     finally:
         gamma.close()
+        journal.record("SERVICE_STOPPED", instance=instance)  # stopped on purpose: not "down" (alerter)
         log.info("scheduler stopped instance=%s", instance)
     return 0
 

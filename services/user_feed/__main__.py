@@ -39,6 +39,7 @@ def main() -> int:
         runtime.run_loop(feed.step, stop, clock, STEP_PAUSE_S, journal, gate=gate)
     finally:
         feed.close()
+        journal.record("SERVICE_STOPPED", instance=instance)  # stopped on purpose: not "down" (alerter)
         log.info("user_feed stopped instance=%s", instance)
     return 0
 

@@ -215,6 +215,7 @@ def main() -> int:
                  on_recover=lambda: publish_replay_clock(r, venue.clock))  # a Redis restarted empty gets it back
     finally:
         venue.stop()
+        venue.journal.record("SERVICE_STOPPED", instance=instance)  # stopped on purpose: not "down" (alerter)
     return 0
 
 
