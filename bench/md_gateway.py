@@ -9,11 +9,15 @@ A. in-process, as fast as the gateway takes it: frames are put on the service's 
    (where the socket threads put them) and ``GatewayService.step()`` runs them through the same
    parse -> book -> publish path as in production (one Lua call per top-of-book change, pipelined);
 B. the same tape over a real loopback WebSocket from a server in another process, as fast as it goes,
-   once with the gateway's ``ws.Link`` (websockets' sans-I/O protocol on one reader thread per
-   connection) and once with a link built on websockets' sync client (``SyncClientLink``, what the
-   gateway used before: a second thread per connection hands each frame over), alternating for
-   ``--rounds`` rounds; the medians are printed (this machine's speed drifts by 30% within minutes);
-C. a steady 2,000 price-change entries/s over the loopback WebSocket, for latency.
+   on each link in turn (``md_links.py``): the gateway's ``ws.Link`` (websockets' sans-I/O protocol on
+   one reader thread per connection), ``WsClientLink`` on ``websocket-client`` (the design's named
+   WebSocket library) and ``SyncClientLink`` on websockets' sync client (what the gateway used before:
+   a second thread per connection hands each frame over), for ``--rounds`` rounds in alternating
+   order; the medians are printed (this machine's speed drifts by 30% within minutes). Receipt->Redis
+   here is mostly time queued inside the gateway (a slower reader leaves more of the backlog in the
+   kernel, where it is not timed): compare entries/s and CPU, and take latency from run C;
+C. a steady 2,000 price-change entries/s over the loopback WebSocket, for latency, on ``ws.Link`` and
+   on ``WsClientLink``.
 
 Latency, receipt -> Redis: the socket thread stamps ``perf_counter_ns`` on each frame on receipt;
 the publisher stamps the moment Redis acknowledged the pipeline holding the frame's Lua calls. Redis
@@ -23,7 +27,16 @@ separate reader process doing blocking XREAD on 50 of the streams records when e
 compared (wall clock, same machine) with when the server process sent the frame.
 
 Baselines, measured in the same run: redis-py's own pipelined HSET (``Pipeline.hset`` of the same
-eight fields, same batch size) on the same Redis for run A; the sync-client link for run B.
+eight fields, same batch size) on the same Redis for run A; the gateway's ``ws.Link`` for runs B, C
+(every other link is printed as a ratio to it).
+
+websocket-client against ws.Link (2026-12-01, three invocations, other processes busy on this 2-core
+machine, load 3 to 3.7): flat out 0.63x, 0.68x, 0.58x the entries/s (14.5k to 15.6k against 22.9k to
+26.7k) at 1.47x, 1.41x, 1.76x the CPU per entry (52 to 73 us against 37 to 45 us); at a steady 2,000
+entries/s receipt->Redis p50 0.91x, 1.03x, 0.90x (342 to 719 us), p99 10.5x, 0.99x, 1.72x, CPU per
+entry 1.08x to 1.17x, sender->reader p50 0.94x to 1.35x. So the gateway keeps ``ws.Link``: the
+websocket-client link is slower flat out well beyond the noise and no faster at a steady rate, and is
+kept here only. (websockets' sync client in the same runs: 0.82x, 0.87x, 0.98x; CPU 1.18x to 1.36x.)
 """
 from __future__ import annotations
 
@@ -32,7 +45,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import queue
 import shutil
 import sys
 import tempfile
@@ -49,72 +61,18 @@ from benchlib import RedisProc, free_port, pct  # noqa: E402
 from libs.common import keys  # noqa: E402
 from libs.common.clock import SystemClock  # noqa: E402
 from libs.common.journal import Journal  # noqa: E402
+from md_links import InProcessLink, SyncClientLink, WsClientLink  # noqa: E402
 from md_tape import TS0, Market, Tape, serve_tape, synth_tape, tape_token  # noqa: E402
 from services.md_gateway.config import GatewaySettings  # noqa: E402
 from services.md_gateway.service import STEP_PAUSE_S, SWITCH_INTERVAL_S, GatewayService  # noqa: E402
+from services.md_gateway.ws import Link  # noqa: E402
+
+LINKS = {"ws.Link": Link, "websocket-client": WsClientLink, "websockets-sync": SyncClientLink}
+CURRENT = "ws.Link"  # the gateway's link: every ratio is against it
+STEADY_LINKS = (CURRENT, "websocket-client")  # run C
 
 
-# ---------------------------------------------------------------- the gateway and its baselines
-class SyncClientLink:
-    """A market-channel link on websockets' sync client (``connect``/``recv``), same interface and
-    events as ``ws.Link``: the baseline of run B."""
-
-    def __init__(self, conn_id: int, gen: int, url: str, assets: list[str], inbound: queue.SimpleQueue,
-                 *_: object, **__: object) -> None:
-        self.conn_id, self.gen, self.url, self.assets, self.inbound = conn_id, gen, url, assets, inbound
-        self.ws = None
-
-    def start(self) -> None:
-        """Connect and read on a thread of its own."""
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def send(self, text: str) -> None:
-        """Send a text frame (PINGs, subscription changes)."""
-        if self.ws is not None:
-            self.ws.send(text)
-
-    def abort(self) -> None:
-        """Close the socket (the reader then reports the link closed)."""
-        if self.ws is not None:
-            self.ws.close_socket()
-
-    def _run(self) -> None:
-        from websockets.sync.client import connect
-
-        from services.md_gateway.shards import initial_subscribe
-        put, cid, gen = self.inbound.put, self.conn_id, self.gen
-        try:
-            with connect(self.url, compression=None, max_size=None, ping_interval=None) as ws:
-                self.ws = ws
-                ws.send(initial_subscribe(self.assets))
-                put(("open", cid, gen, None, int(time.time() * 1000), 0))
-                while True:
-                    data = ws.recv(decode=False)
-                    put(("frame", cid, gen, data, int(time.time() * 1000), time.perf_counter_ns()))
-        except Exception as exc:  # noqa: BLE001 - the link's end is reported, as ws.Link does
-            put(("closed", cid, gen, repr(exc), int(time.time() * 1000), 0))
-
-
-class InProcessLink:
-    """A link with no socket: 'opens' at once; the benchmark puts the frames on the queue itself."""
-
-    def __init__(self, conn_id: int, gen: int, url: str, assets: list[str], inbound: queue.SimpleQueue,
-                 *_: object, **__: object) -> None:
-        self.conn_id, self.gen, self.inbound = conn_id, gen, inbound
-
-    def start(self) -> None:
-        """Report the link open at once."""
-        self.inbound.put(("open", self.conn_id, self.gen, None, int(time.time() * 1000), 0))
-
-    def send(self, text: str) -> None:
-        """Subscriptions and PINGs go nowhere."""
-        return None
-
-    def abort(self) -> None:
-        """Nothing to close."""
-        return None
-
-
+# ---------------------------------------------------------------- the gateway
 def gateway(r: Redis, ws_url: str, tokens: list[str], link_factory: object = None) -> GatewayService:
     """A started GatewayService on a flushed private Redis with ``tokens`` in ``pb:md:subs`` (no REST:
     the verify and snapshot timers are pushed out of the run)."""
@@ -285,23 +243,31 @@ def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     return sorted(runs, key=lambda x: x["entries_per_s"])[len(runs) // 2]
 
 
-def report(a: float, base: float, b: dict[str, float], b0: dict[str, float], c: dict[str, float],
-           rate: float) -> None:
-    """Print the three runs and their baselines."""
+def report(a: float, base: float, b: dict[str, dict[str, float]], c: dict[str, dict[str, float]],
+           rate: float, rounds: int) -> None:
+    """Print run A against its HSET baseline, and runs B and C per link with ratios against ``CURRENT``."""
     print(f"A  in-process, flat out:      {a:9,.0f} entries/s     redis-py pipelined HSET: {base:9,.0f}/s"
           f"  (ratio {a / base:.2f})")
-    print(f"B  loopback WebSocket, flat:  {b['entries_per_s']:9,.0f} entries/s     gateway CPU {b['cpu_us']:.1f} us"
-          f"/entry = {1e6 / b['cpu_us']:,.0f} entries per CPU-second")
-    print(f"   baseline, websockets sync client link: {b0['entries_per_s']:9,.0f} entries/s, CPU {b0['cpu_us']:.1f}"
-          f" us/entry  (ratio {b['entries_per_s'] / b0['entries_per_s']:.2f})")
-    print(f"C  loopback WebSocket, steady {rate:,.0f} entries/s: receipt->Redis p50 {c['p50_us']:,.0f} us,"
-          f" p99 {c['p99_us']:,.0f} us, max {c['max_us']:,.0f} us")
-    print(f"   sender->reader (XREAD in another process, {c['e2e_n']} entries on 50 streams):"
-          f" p50 {c['e2e_p50_us']:,.0f} us, p99 {c['e2e_p99_us']:,.0f} us")
+    print(f"B  loopback WebSocket, flat out (median of {rounds} alternating rounds); ratios against {CURRENT}:")
+    b0 = b[CURRENT]
+    for name, x in b.items():
+        print(f"   {name:17s} {x['entries_per_s']:9,.0f} entries/s (x{x['entries_per_s'] / b0['entries_per_s']:.2f})"
+              f"  CPU {x['cpu_us']:5.1f} us/entry (x{x['cpu_us'] / b0['cpu_us']:.2f})"
+              f"  receipt->Redis p50 {x['p50_us']:8,.0f} us (x{x['p50_us'] / b0['p50_us']:.2f})"
+              f"  p99 {x['p99_us']:8,.0f} us (x{x['p99_us'] / b0['p99_us']:.2f})")
+    print(f"C  loopback WebSocket, steady {rate:,.0f} entries/s; ratios against {CURRENT}:")
+    c0 = c[CURRENT]
+    for name, x in c.items():
+        print(f"   {name:17s} receipt->Redis p50 {x['p50_us']:6,.0f} us (x{x['p50_us'] / c0['p50_us']:.2f})"
+              f"  p99 {x['p99_us']:6,.0f} us (x{x['p99_us'] / c0['p99_us']:.2f})  max {x['max_us']:7,.0f} us"
+              f"  CPU {x['cpu_us']:5.1f} us/entry (x{x['cpu_us'] / c0['cpu_us']:.2f})")
+        print(f"   {'':17s} sender->reader (XREAD in another process, {x['e2e_n']} entries on 50 streams):"
+              f" p50 {x['e2e_p50_us']:6,.0f} us (x{x['e2e_p50_us'] / c0['e2e_p50_us']:.2f})"
+              f"  p99 {x['e2e_p99_us']:6,.0f} us (x{x['e2e_p99_us'] / c0['e2e_p99_us']:.2f})")
 
 
 def main() -> int:
-    """Build the tapes, start a private Redis, run A, the baseline, B and C, print the results."""
+    """Build the tapes, start a private Redis, run A and its baseline, B and C on every link, print the results."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tokens", type=int, default=1000)
     ap.add_argument("--orders", type=int, default=30_000, help="price_change frames (2 entries each) of runs A, B")
@@ -325,14 +291,15 @@ def main() -> int:
     try:
         a = run_inprocess(rp.url, tape)
         base = baseline_hset(rp.url, 100_000)
-        ours: list[dict[str, float]] = []
-        sync: list[dict[str, float]] = []
-        for _ in range(args.rounds):
-            ours.append(run_websocket(rp.url, tape, 0, work, reader=False))
-            sync.append(run_websocket(rp.url, tape, 0, work, reader=False, link_factory=SyncClientLink))
-        b, b0 = median_run(ours), median_run(sync)
-        c = run_websocket(rp.url, steady, args.steady_rate, work, reader=True)
-        report(a, base, b, b0, c, args.steady_rate)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in LINKS}
+        for i in range(args.rounds):
+            order = list(LINKS) if i % 2 == 0 else list(LINKS)[::-1]  # no link always runs first
+            for name in order:
+                runs[name].append(run_websocket(rp.url, tape, 0, work, reader=False, link_factory=LINKS[name]))
+        b = {name: median_run(runs[name]) for name in LINKS}
+        c = {name: run_websocket(rp.url, steady, args.steady_rate, work, reader=True, link_factory=LINKS[name])
+             for name in STEADY_LINKS}
+        report(a, base, b, c, args.steady_rate, args.rounds)
     finally:
         rp.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -1,17 +1,24 @@
-"""Shared fixtures. Tests talk to a real Redis: TEST_REDIS_URL if set, else a private redis-server
-on a free port started for the session. A Redis this suite did not start is never flushed."""
+"""Shared fixtures. Tests talk to a real Redis: TEST_REDIS_URL if set, else a ``redis:7`` container
+(testcontainers) when a Docker engine answers, else a private redis-server on a free port started for
+the session (``tests/redis_backend.py``; the pytest header names the choice). A Redis this suite did
+not start is never flushed."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 from redis import Redis
+
+from tests.redis_backend import (CONTAINER, DEFAULT_IMAGE, NONE, URL, Choice, docker_answers, redis_backend,
+                                 redis_container)
 
 pytest_plugins = ("tests.scheduler_fakes",)  # the shared scheduler fixture ``env``
 
@@ -57,17 +64,48 @@ class RedisServer:
             self.proc.wait(10)
 
 
+_CHOICE = pytest.StashKey[Choice]()
+
+
+def suite_redis(config: pytest.Config) -> Choice:
+    """The suite's Redis backend, chosen once per process (probing Docker costs ~0.15 s without an engine)."""
+    if _CHOICE not in config.stash:
+        docker_ok = not os.environ.get("TEST_REDIS_URL") and docker_answers()[0]
+        try:
+            config.stash[_CHOICE] = redis_backend(os.environ, docker_ok, shutil.which("redis-server") is not None)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+    return config.stash[_CHOICE]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Name the Redis backend at the top of the run."""
+    return suite_redis(config).header()
+
+
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a Redis the suite may flush: TEST_REDIS_URL, or a private redis-server."""
-    env = os.environ.get("TEST_REDIS_URL")
-    if env:
-        yield env
+def redis_url(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a Redis the suite may flush: TEST_REDIS_URL, a testcontainers Redis, or a private redis-server."""
+    choice = suite_redis(pytestconfig)
+    if choice.backend == URL:
+        yield choice.url
         return
-    if not shutil.which("redis-server"):
+    if choice.backend == CONTAINER:
+        with ExitStack() as stack:
+            try:  # an engine that answers but cannot pull or start the image: fall back, loudly
+                url = stack.enter_context(redis_container(os.environ.get("TEST_REDIS_IMAGE") or DEFAULT_IMAGE))
+            except Exception as exc:  # noqa: BLE001 - docker/testcontainers raise many types
+                if os.environ.get("TEST_REDIS_BACKEND") == CONTAINER:
+                    raise
+                logging.getLogger("tests").warning("redis container did not start (%s: %s); using a private "
+                                                   "redis-server", type(exc).__name__, str(exc)[:200])
+            else:
+                yield url
+                return
+    if choice.backend == NONE:
         if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed (CI must install it)")
-        pytest.skip("redis-server not installed")
+            pytest.fail(f"no Redis for the tests: {choice.why} (CI must install redis-server)")
+        pytest.skip(choice.why)
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server.url
@@ -86,7 +124,8 @@ def r(redis_url: str) -> Iterator[Redis]:
 
 @pytest.fixture()
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server per test, for fault tests that kill or restart it."""
+    """A private redis-server per test, for fault tests that kill or restart it (always a process, also
+    when Docker answers: a restarted container gets a new host port, and these tests restart in place)."""
     if not shutil.which("redis-server"):
         pytest.skip("redis-server not installed")
     server = RedisServer(tmp_path, appendonly=True)
