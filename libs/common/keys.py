@@ -10,15 +10,26 @@ NS = "pb"
 ALL_PATTERN = f"{NS}:*"  # SCAN pattern matching every polyband key (a run folder's Redis export)
 
 # ---- signals (signal_ingest -> scheduler) ----
-SIG_STREAM = f"{NS}:sig:stream"  # stream: one entry per leader fill
-SIG_DEAD = f"{NS}:sig:dead"  # stream: malformed rows with reason
+# The keys sig_publish.lua writes together carry one hash tag, {sig}: one cluster slot.
+SIG_TAG = "{sig}"
+SIG_STREAM = f"{NS}:{SIG_TAG}:stream"  # stream: one entry per leader fill
+SIG_DEAD = f"{NS}:{SIG_TAG}:dead"  # stream: malformed rows with reason
+SIG_PUBLISHED = f"{NS}:{SIG_TAG}:published"  # string: signals ever published (sig_publish.lua INCRBY)
 SIG_GROUP = "scheduler"  # consumer group on SIG_STREAM
 SIG_DONE = f"{NS}:sig:done"  # hash signal_id -> stream id of first effect (idempotency)
+SIG_DONE_AT = f"{NS}:sig:done_at"  # zset signal_id -> signal ts_ms (market): ages pb:sig:done (retention)
+
+
+# Names before the {sig} hash tag (issue 10); ``libs.common.key_migration`` renames them at start.
+LEGACY_SIG_STREAM = f"{NS}:sig:stream"
+LEGACY_SIG_DEAD = f"{NS}:sig:dead"
+LEGACY_SIG_CURSOR_PATTERN = f"{NS}:sig:cursor:*"
 
 
 def sig_cursor(account: str) -> str:
-    """Hash: ``ts`` (newest seen trade timestamp, s) and ``fp:<fingerprint>`` -> count at that ts."""
-    return f"{NS}:sig:cursor:{account.lower()}"
+    """Hash: ``ts`` (newest seen trade timestamp, s) and ``fp:<fingerprint>`` -> count at that ts.
+    Same hash tag as ``SIG_STREAM`` (``pb:{sig}:cursor:<account>``)."""
+    return f"{NS}:{SIG_TAG}:cursor:{account.lower()}"
 
 
 # ---- market data (md_gateway -> workers) ----
@@ -153,3 +164,11 @@ def token_of_fills(key: str) -> str:
     if not (key.startswith(prefix) and key.endswith("}")):
         raise ValueError(f"not a fills key: {key!r}")
     return key[len(prefix):-1]
+
+
+def token_record_keys(token_id: str) -> list[str]:
+    """Every per-token key retention deletes when a finished token ages out, in the order
+    ``token_purge.lua`` expects: tok, lease, orders, fills, user stream, md book, md stream.
+    The fence counter (:func:`fence`) is deliberately not listed: it must never go back."""
+    return [tok(token_id), lease(token_id), orders(token_id), fills(token_id), user_stream(token_id),
+            md_book(token_id), md_stream(token_id)]

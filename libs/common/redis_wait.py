@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from redis import Redis
+from redis import Redis, RedisCluster
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -249,8 +250,58 @@ class RedisGate:
         return n
 
 
-def probe_client(url: str, password: str | None = None, timeout_s: float = 1.0) -> Redis:
-    """A client for PING only: short timeouts and no retries, so each probe is one quick attempt."""
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def cluster_seed(url: str) -> str | None:
+    """For a Redis Cluster URL, ``redis+cluster://[user:pass@]host:port`` (``rediss+cluster://`` for
+    TLS), the plain URL of its seed node that redis-py's ``RedisCluster.from_url`` takes (the other
+    nodes are discovered from it); None for any other URL (a single Redis: ``redis://``, ``rediss://``,
+    ``unix://``). A path (``/0``) is dropped: a cluster has only database 0.
+
+    Raises:
+        ValueError: a cluster URL without a host (names the URL without its password).
+    """
+    parts = urlsplit(url)
+    plain = CLUSTER_SCHEMES.get(parts.scheme.lower())
+    if plain is None:
+        return None
+    if not parts.hostname:
+        raise ValueError(f"PB_REDIS_URL={safe_url(url)!r}: a cluster URL needs host:port")
+    return parts._replace(scheme=plain, path="").geturl()
+
+
+class ClusterProbe:
+    """``Probe`` of a Redis Cluster: PINGs through a ``RedisCluster`` built on first use (building it
+    needs a node that answers, so it is retried at each ``ping`` until one does). Any failure to reach
+    the cluster (``RedisClusterException``: no node answers, slots not covered) raises
+    ``redis.exceptions.ConnectionError``, which ``RedisGate`` waits out."""
+
+    def __init__(self, seed_url: str, kwargs: dict[str, object]) -> None:
+        self.seed_url, self.kwargs = seed_url, kwargs
+        self.client: RedisCluster | None = None
+
+    def ping(self) -> object:
+        """PING one cluster node (one quick attempt).
+
+        Raises:
+            redis.exceptions.ConnectionError / TimeoutError: the cluster does not answer.
+        """
+        try:
+            if self.client is None:
+                self.client = RedisCluster.from_url(self.seed_url, retry=Retry(NoBackoff(), 0), **self.kwargs)
+            return self.client.ping()
+        except RedisClusterException as exc:
+            self.client = None
+            raise RedisConnectionError(f"cluster unreachable: {exc}") from None
+
+
+def probe_client(url: str, password: str | None = None, timeout_s: float = 1.0) -> Redis | ClusterProbe:
+    """A client for PING only: short timeouts and no retries, so each probe is one quick attempt.
+    A cluster URL (:func:`cluster_seed`) gives a :class:`ClusterProbe`."""
     kwargs: dict[str, object] = {"password": password} if password is not None else {}
-    return Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                          retry=Retry(NoBackoff(), 0), client_name="polyband-probe", **kwargs)
+    kwargs.update(socket_timeout=timeout_s, socket_connect_timeout=timeout_s, client_name="polyband-probe")
+    seed = cluster_seed(url)
+    if seed is not None:
+        return ClusterProbe(seed, kwargs)
+    return Redis.from_url(url, retry=Retry(NoBackoff(), 0), **kwargs)

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from redis import Redis
+from redis import Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from libs.common import keys
@@ -41,7 +41,13 @@ class RunStoreError(RuntimeError):
 
 
 def _raw(r: Redis) -> Redis:
-    """A non-decoding client on the same server as ``r`` (DUMP payloads are bytes)."""
+    """A non-decoding client on the same server as ``r`` (DUMP payloads are bytes); for a
+    ``RedisCluster``, a non-decoding cluster client on its nodes (SCAN then covers every primary)."""
+    if isinstance(r, RedisCluster):
+        node = r.get_default_node()
+        ckw = {k: v for k, v in r.get_connection_kwargs().items()  # TLS, password, timeouts, client name
+               if k not in ("host", "port", "redis_connect_func", "decode_responses", "retry", "cache")}
+        return RedisCluster(host=node.host, port=node.port, decode_responses=False, **ckw)  # type: ignore[return-value]
     kwargs = dict(r.connection_pool.connection_kwargs)
     kwargs["decode_responses"] = False
     return Redis(connection_pool=r.connection_pool.__class__(

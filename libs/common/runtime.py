@@ -63,11 +63,11 @@ def connect_redis(settings: BaseServiceSettings, client_name: str,
     """The service's Redis client and gate, once Redis answers (waited for, one line per window);
     None when ``stop`` was set while waiting."""
     global _process_gate
-    r = make_redis(settings, client_name=client_name)
     gate = _process_gate = RedisGate(make_probe(settings), settings.redis_url, stop)
     if not gate.wait_up(phase="start"):
         return None
-    return r, gate
+    r = gate.call(lambda: make_redis(settings, client_name=client_name))  # a cluster client reads the slot map now
+    return None if r is None else (r, gate)
 
 
 def connect(settings: BaseServiceSettings, client_name: str,

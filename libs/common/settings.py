@@ -150,7 +150,8 @@ class BaseServiceSettings(BaseSettings):
 
     Attributes:
         mode: ``paper`` (default, against the venue simulator) or ``live`` (needs ``live_confirm``).
-        redis_url: ``redis://`` or ``rediss://`` (TLS) URL; user and password may be in it.
+        redis_url: ``redis://`` or ``rediss://`` (TLS) URL; user and password may be in it;
+            ``redis+cluster://host:port`` (``rediss+cluster://``) names a Redis Cluster by one node.
         redis_password: optional password kept out of the URL (and out of logs).
         log_level: Python logging level name.
         metrics_port: Prometheus exporter port; 0 disables it.
@@ -164,7 +165,7 @@ class BaseServiceSettings(BaseSettings):
 
     mode: Literal["paper", "live"] = "paper"
     live_confirm: bool = False
-    redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix|redis\+cluster|rediss\+cluster)://")
     redis_password: SecretStr | None = None
     redis_socket_timeout_s: float = Field(5.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

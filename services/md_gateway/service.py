@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 from libs.common import keys, metrics
 from libs.common.clock import Clock
 from libs.common.journal import Journal
+from libs.common.redis_client import is_cluster
 from libs.common.runtime import heartbeat
 from services.md_gateway import schemas
 from services.md_gateway.config import GatewaySettings
@@ -38,6 +39,7 @@ from services.md_gateway.conns import Shards
 from services.md_gateway.core import Core
 from services.md_gateway.parse import RestBookError, parse_frame, parse_rest_book
 from services.md_gateway.publish import Publisher
+from services.md_gateway.publish_cluster import ClusterPublisher
 from services.md_gateway.rest import RestBooks
 from services.md_gateway.status import PARSE_CODES, RateGate, export_metrics, gateway_fields
 from services.md_gateway.ws import Link, backoff_ms
@@ -77,7 +79,7 @@ class GatewayService:
                              link_factory)
         self.rest = rest or RestBooks(settings.clob_url, self.inbound, clock, settings.rest_threads,
                                       settings.rest_timeout_s)
-        self.publisher = Publisher(r, settings.stream_maxlen)
+        self.publisher = (ClusterPublisher if is_cluster(r) else Publisher)(r, settings.stream_maxlen)
         self.gate = RateGate(settings.journal_rejects_per_s)
         self.mirror = metrics.Mirror()  # self.counts -> Prometheus counters, at each status write
         self.wanted: set[str] = set()

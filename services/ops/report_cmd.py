@@ -22,9 +22,9 @@ def _redis(run: Path | None, redis_url: str | None) -> Iterator["Redis"]:
         with open_run(run) as r:
             yield r
     elif redis_url:
-        from redis import Redis
+        from libs.common.redis_client import redis_for_url
 
-        yield Redis.from_url(redis_url, decode_responses=True, socket_timeout=10)
+        yield redis_for_url(redis_url, "polyband-report")  # a plain Redis or a cluster (redis+cluster://)
     else:
         from libs.common.redis_client import make_redis
         from libs.common.settings import BaseServiceSettings, load_settings

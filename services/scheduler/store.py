@@ -71,9 +71,13 @@ class Store:
             found.update(part)
         return sorted(found)
 
-    def snapshot(self) -> Snapshot:
-        """One pipelined read of every token of :meth:`universe` (two round trips in all)."""
-        tokens = self.universe()
+    def snapshot(self, reuse: Mapping[str, TokenView] | None = None) -> Snapshot:
+        """One pipelined read of every token of :meth:`universe` (two round trips in all). Tokens in
+        ``reuse`` (views of an earlier snapshot: the scheduler's quiet finished tokens) are not read
+        again: their view is kept with the index memberships and health of this snapshot."""
+        reuse = reuse or {}
+        every = self.universe()
+        tokens = [t for t in every if t not in reuse]
         pipe = self.r.pipeline(transaction=False)
         for t in tokens:
             pipe.hgetall(keys.lease(t))  # lease first: see the module docstring
@@ -97,6 +101,12 @@ class Store:
                 t, res[3 * i + 1], self._lease(t, res[3 * i], dict(beats)), self._book(t, res[3 * i + 2]),
                 self._health(t, health.get(t)), t in subs, t in offer_at, offer_at.get(t, 0), t in pending,
                 t in tracked)
+        for t in every:
+            if t in reuse:
+                views[t] = replace(reuse[t], health=self._health(t, health.get(t)), in_subs=t in subs,
+                                   in_offers=t in offer_at, offer_wall_ms=offer_at.get(t, 0), in_pending=t in pending,
+                                   tracked=t in tracked)
+        views = {t: views[t] for t in every}  # universe order, read or reused
         gateway_health = self._health(GATEWAY_FIELD, health.get(GATEWAY_FIELD))
         return Snapshot(views, [(t, float(s)) for t, s in queue], gateway, gateway_health)
 
@@ -155,7 +165,7 @@ class Store:
         key = keys.tok(token_id)
         mapping = {**t.fields, "state": t.state, "reason": t.reason, "updated_ms": str(now_ms)}
         for _ in range(CAS_RETRIES):
-            with self.r.pipeline() as pipe:
+            with self.r.pipeline(transaction=True) as pipe:  # WATCH/MULTI on one key: one cluster slot
                 try:
                     pipe.watch(key)
                     found = pipe.hget(key, "state") or ""

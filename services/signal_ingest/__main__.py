@@ -8,7 +8,7 @@ import logging
 import sys
 import threading
 
-from libs.common import runtime
+from libs.common import key_migration, runtime
 from libs.common.journal import Journal
 from libs.common.runtime import install_stop_handlers, instance_name, run_loop
 from services.signal_ingest.config import IngestSettings
@@ -30,6 +30,10 @@ def main() -> int:
         return 0
     r, gate, clock = conn
     journal = Journal(r, SERVICE, clock)
+    migrated = gate.call(lambda: key_migration.migrate(r))  # keys renamed since the last release
+    if migrated is None:
+        return 0
+    key_migration.journal_migration(journal, migrated)
     instance = instance_name(SERVICE, settings.instance_id)
     api = DataApi(settings.data_api_url, settings.http_timeout_s)
     service = gate.call(lambda: SignalIngest(r, settings, clock, journal, api, instance))
