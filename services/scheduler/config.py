@@ -4,7 +4,10 @@ Environment (prefix ``PB_``): ``PB_GAMMA_URL``, ``PB_CLOB_URL``, ``PB_MAX_ACTIVE
 ``PB_SELL_ONLY_WINDOW_S``, ``PB_INACTIVE_WARN_S``, ``PB_INACTIVE_CLEANUP_S``,
 ``PB_REENTRY_COOLDOWN_S``, ``PB_LEASE_TTL_MS``, ``PB_STEP_INTERVAL_S``, ``PB_HEARTBEAT_INTERVAL_S``,
 ``PB_GATEWAY_STALE_MS``, ``PB_GAMMA_TIMEOUT_S``, ``PB_GAMMA_MAX_ATTEMPTS``, ``PB_FEED_GRACE_S``,
-``PB_SIGNAL_BATCH``, ``PB_CLAIM_IDLE_MS``; live mode also ``PB_PRIVATE_KEY`` (secret),
+``PB_SIGNAL_BATCH``, ``PB_CLAIM_IDLE_MS``, retention (``services/scheduler/retention.py``):
+``PB_RETENTION_INTERVAL_S``, ``PB_RETENTION_SIGNALS_S``, ``PB_RETENTION_TOKENS_S``,
+``PB_RETENTION_SERVICES_S``, ``PB_RETENTION_RISK_DAYS``, ``PB_RETENTION_BATCH``, ``PB_LOOKBACK_S``;
+live mode also ``PB_PRIVATE_KEY`` (secret),
 ``PB_WALLET_TYPE``, ``PB_WALLET`` for the exchange heartbeat (``VenueSettings``).
 """
 from __future__ import annotations
@@ -44,6 +47,19 @@ class SchedulerSettings(VenueSettings):
             (a just-activated token has no book until the gateway subscribed).
         signal_batch: signals read per XREADGROUP.
         claim_idle_ms: signals idle this long (wall ms) in a dead consumer are XAUTOCLAIMed.
+        retention_interval_s: wall seconds between two retention passes (300; 0 = retention off).
+        retention_signals_s: ``pb:sig:stream`` entries (by stream id, wall) and ``pb:sig:done``
+            entries (by signal ts, market) older than this may go (604800 = 7 days); never a pending
+            or undelivered entry, never a done entry whose signal could be published again.
+        retention_tokens_s: market seconds a finished token (closed/cooldown/failed/resolved, no lease,
+            no open order, no shares) is kept after its last activity before its records go (604800 =
+            7 days); never while the journal ``pb:events`` (what ``polyband report`` reads) is older.
+        retention_services_s: wall seconds after its last heartbeat before a service instance leaves
+            ``pb:svc`` and a worker ``pb:workers`` (86400 = 1 day).
+        retention_risk_days: days of ``pb:risk:daily_pnl`` kept before today (30).
+        retention_batch: items each part of one retention pass handles at most (1000).
+        lookback_s: signal_ingest's first-run lookback (the same ``PB_LOOKBACK_S``): a done entry is
+            kept at least this long, since a lost cursor republishes the rows of the lookback.
         private_key, wallet_type, wallet: live only: the trading account, as for the workers
             (``VenueSettings``; heartbeats are per API key, so per account).
     """
@@ -64,6 +80,13 @@ class SchedulerSettings(VenueSettings):
     feed_grace_s: float = Field(10.0, ge=0)
     signal_batch: int = Field(100, ge=1, le=10_000)
     claim_idle_ms: int = Field(30_000, gt=0)
+    retention_interval_s: float = Field(300.0, ge=0)
+    retention_signals_s: float = Field(7 * 86400.0, gt=0)
+    retention_tokens_s: float = Field(7 * 86400.0, gt=0)
+    retention_services_s: float = Field(86400.0, gt=0)
+    retention_risk_days: int = Field(30, ge=1)
+    retention_batch: int = Field(1000, ge=1, le=100_000)
+    lookback_s: int = Field(0, ge=0)
 
     paper_defaults: ClassVar[dict[str, Any]] = {
         **VenueSettings.venue_paper_defaults,
@@ -74,6 +97,7 @@ class SchedulerSettings(VenueSettings):
         "inactive_warn_s": 90.0,
         "inactive_cleanup_s": 180.0,
         "reentry_cooldown_s": 30.0,
+        "lookback_s": 120,  # as signal_ingest's paper default
     }
 
     @model_validator(mode="after")
