@@ -18,10 +18,11 @@ Per service (units):
   published book (s), books ``ok``.
 * maker_worker: orders by side/outcome/reason, position (shares) and P&L (USD of pUSD) per held
   token, book-change receipt -> order acknowledged (s), book age when the strategy decides (s),
-  leases held, lease takeovers.
-* scheduler: tracked tokens by state, leases offered/held, lease handovers by reason.
+  leases held, lease takeovers, step time (s).
+* scheduler: tracked tokens by state, leases offered/held, lease handovers by reason, step time (s).
 * signal_ingest: signals published by side, leader trade -> signal publish lag (market s), dead letters.
-* venue_sim: fills by role, orders by outcome/reason, cancels by reason, HTTP 429 answers.
+* venue_sim: fills by role, orders by outcome/reason, cancels by reason, HTTP 429 answers, HTTP
+  requests by method and route.
 * user_feed: frames received by kind, disconnects, entries published, unparsable events.
 """
 from __future__ import annotations
@@ -36,6 +37,8 @@ FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 ORDER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Leader trade -> signal publish, in market time: the poll interval plus the data-api delay.
 LAG_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+# One scheduler/worker step (wall s): a few ms for a handful of tokens, up to seconds with hundreds.
+STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 # ---- every service ----
@@ -74,6 +77,8 @@ WORKER_DATA_AGE = Histogram("pb_worker_data_age_seconds",
 WORKER_LEASES = Gauge("pb_worker_leases_held", "Token leases held by this worker", registry=None)
 WORKER_TAKEOVERS = Counter("pb_worker_lease_takeovers_total", "Leases acquired from another (expired) holder",
                            registry=None)
+WORKER_STEP = Histogram("pb_worker_step_seconds", "One full worker step over every held token (wall seconds)",
+                        buckets=STEP_BUCKETS, registry=None)
 
 # ---- scheduler ----
 SCHED_TOKENS = Gauge("pb_scheduler_tokens", "Tracked tokens by lifecycle state", ["state"], registry=None)
@@ -81,6 +86,8 @@ SCHED_LEASES = Gauge("pb_scheduler_leases", "Token leases by state (offered: wai
                      ["state"], registry=None)
 SCHED_HANDOVERS = Counter("pb_scheduler_handovers_total", "Leases offered again by reason (expired, missing)",
                           ["reason"], registry=None)
+SCHED_STEP = Histogram("pb_scheduler_step_seconds", "One scheduler step (wall seconds)", buckets=STEP_BUCKETS,
+                       registry=None)
 
 # ---- signal_ingest ----
 INGEST_SIGNALS = Counter("pb_ingest_signals_total", "Signals published by side", ["side"], registry=None)
@@ -95,6 +102,8 @@ VENUE_ORDERS = Counter("pb_venue_orders_total", "Order placements by outcome (ac
                        ["outcome", "reason"], registry=None)
 VENUE_CANCELS = Counter("pb_venue_cancels_total", "Orders cancelled by reason", ["reason"], registry=None)
 VENUE_RATE_LIMITED = Counter("pb_venue_rate_limited_total", "Requests answered HTTP 429", registry=None)
+VENUE_HTTP = Counter("pb_venue_http_requests_total", "HTTP requests by method and route (the Flask rule, e.g. "
+                     "/order; unmatched paths as 'unmatched')", ["method", "route"], registry=None)
 
 # ---- user_feed ----
 USER_FEED_FRAMES = Counter("pb_user_feed_frames_total", "User-channel frames received (kind: data, pong)",
@@ -109,10 +118,10 @@ FAMILIES: dict[str, tuple] = {
     "md_gateway": (GATEWAY_FRAMES, GATEWAY_ENTRIES, GATEWAY_PARSE_ERRORS, GATEWAY_RECONNECTS, GATEWAY_LATENCY,
                    GATEWAY_BOOK_AGE, GATEWAY_BOOKS_OK),
     "maker_worker": (WORKER_ORDERS, WORKER_POSITION, WORKER_PNL, WORKER_TICK_TO_ORDER, WORKER_DATA_AGE,
-                     WORKER_LEASES, WORKER_TAKEOVERS),
-    "scheduler": (SCHED_TOKENS, SCHED_LEASES, SCHED_HANDOVERS),
+                     WORKER_LEASES, WORKER_TAKEOVERS, WORKER_STEP),
+    "scheduler": (SCHED_TOKENS, SCHED_LEASES, SCHED_HANDOVERS, SCHED_STEP),
     "signal_ingest": (INGEST_SIGNALS, INGEST_LAG, INGEST_DEAD),
-    "venue_sim": (VENUE_FILLS, VENUE_ORDERS, VENUE_CANCELS, VENUE_RATE_LIMITED),
+    "venue_sim": (VENUE_FILLS, VENUE_ORDERS, VENUE_CANCELS, VENUE_RATE_LIMITED, VENUE_HTTP),
     "user_feed": (USER_FEED_FRAMES, USER_FEED_DISCONNECTS, USER_FEED_PUBLISHED, USER_FEED_PARSE_ERRORS),
 }
 

@@ -19,7 +19,15 @@ class WorkerSettings(VenueSettings):
         private_key, wallet_type, wallet: the trading account (``VenueSettings``; live mode requires
             the key, paper mode uses a published throwaway test key and an EOA wallet).
         worker_id: lease holder id; empty = ``maker_worker-<host>-<pid>``.
-        max_leases: tokens one worker trades at once.
+        max_leases: tokens one worker trades at once (default 100; was 10). Measured with
+            ``python bench/scale.py`` (200 active tokens, 1,000 subscribed, 2 workers, 2-core box): a
+            worker's RSS is ~75 MB whatever it holds (the interpreter and the venue SDK), so the budget
+            of 2 MB per active token needs >= ~40 tokens per worker (at 10, 200 tokens take 20
+            workers, ~7.5 MB per token); a step's Redis round trips no longer grow with the tokens
+            held (leases renewed and user streams read in one pipeline) and a long step yields to
+            pushed book changes every 2 ms, so 100 held tokens cost ~20 ms per step on a quiet box.
+            A worker takes offers up to this cap, so to spread N tokens evenly over W workers set it
+            to ceil(N / W) (bench/scale.py does).
         lease_ttl_ms: lease lifetime (wall ms), renewed every step; >= 1000, >= 2 step intervals and
             above ``http_timeout_s`` (``SHARED_RULES`` in ``libs.common.settings``, as every service checks).
         step_interval_s: wall seconds between steps.
@@ -45,7 +53,7 @@ class WorkerSettings(VenueSettings):
 
     clob_url: str = Field(LIVE_URLS["clob_url"], pattern=r"^https?://")
     worker_id: str = ""
-    max_leases: int = Field(10, ge=1, le=1000)
+    max_leases: int = Field(100, ge=1, le=1000)
     lease_ttl_ms: int = Field(10_000, gt=0)  # >= 1000 and more: libs.common.settings.SHARED_RULES
     step_interval_s: float = Field(0.25, gt=0)
     order_size: Decimal = Field(Decimal(10), gt=0)

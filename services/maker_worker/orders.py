@@ -67,9 +67,11 @@ class OrderDesk:
                                 self.clock.wall_ms())
 
     def place(self, grant: Grant, p: Place, tick: Decimal, neg_risk: bool,
-              data_age_ms: int | None = None) -> list[Event]:
+              data_age_ms: int | None = None, book_seq: int | None = None) -> list[Event]:
         """Sign, checkpoint, post ``p``; returns Posted (LIVE or PENDING) or Rejected (+ Balance).
-        ``data_age_ms``: age (wall ms) of the book the decision used, journaled on ORDER_POSTED."""
+        ``data_age_ms``: age (wall ms) of the book the decision used, journaled on ORDER_POSTED;
+        ``book_seq``: the seq of the new Redis book this order reacts to (journaled when given: the
+        scale bench joins it to the md stream entry, bench/scale.py)."""
         token, now = grant.token_id, self.clock.now_ms()
         try:
             signed = self.venue.sign_limit(token, p.side, p.price, p.size, tick, neg_risk)
@@ -92,13 +94,15 @@ class OrderDesk:
             self.write(grant, order, "FAILED")
             order = new_order(p, ack.order_id, now)
         self.write(grant, order, "LIVE")
-        self._accepted(order, p.post_only, token, data_age_ms)
+        self._accepted(order, p.post_only, token, data_age_ms, book_seq)
         return [Posted(new_order(p, order.order_id, now))]
 
-    def _accepted(self, o: OpenOrder, post_only: bool | None, token: str, data_age_ms: int | None = None) -> None:
+    def _accepted(self, o: OpenOrder, post_only: bool | None, token: str, data_age_ms: int | None = None,
+                  book_seq: int | None = None) -> None:
         """Journal ORDER_POSTED (+ TAKE_PROFIT_POSTED) and count it (``post_only`` None = not known here)."""
+        extra = {"book_seq": book_seq} if book_seq else {}
         self.journal.record("ORDER_POSTED", token_id=token, order_id=o.order_id, side=o.side, price=o.price,
-                            size=o.size, purpose=o.purpose, post_only=post_only, data_age_ms=data_age_ms)
+                            size=o.size, purpose=o.purpose, post_only=post_only, data_age_ms=data_age_ms, **extra)
         if o.purpose == "take_profit":
             self.journal.record("TAKE_PROFIT_POSTED", token_id=token, order_id=o.order_id, price=o.price, size=o.size)
         self.journal.bump("orders_posted")

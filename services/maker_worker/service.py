@@ -3,12 +3,14 @@ and the SIGTERM clean-up (SPEC S3.4; docs/contracts.md "Leases").
 
 A worker holds up to ``max_leases`` tokens. Each step it heartbeats ``pb:workers``, scans
 ``pb:sched:offers`` for tokens to ``acquire`` (ZREM after success), reads the gateway hash, every
-held token's book and ``pb:tok`` hash in one pipelined round trip, then steps each token
-(``trading.TokenTrader``). A token whose lease is lost is dropped at once (LEASE_LOST).
+held token's book, ``pb:tok`` hash and new user-stream entries in one pipelined round trip, renews
+every held lease in another, then steps each token (``trading.TokenTrader``): a step's round trips do
+not grow with the tokens held. A token whose lease is lost is dropped at once (LEASE_LOST).
 
 Between steps (``idle``) the worker blocks on the held tokens' md streams (``book_feed``) and
 re-quotes a token the moment md_gateway publishes a change of its book, so a price move reaches
-the strategy in milliseconds rather than at the next step.
+the strategy in milliseconds rather than at the next step; a long step (many tokens, a reconcile's
+REST calls) looks at those streams every ``YIELD_S`` between tokens.
 
 Fence before every cancel (SPEC S2): each cancel a worker sends -- per order, the takeover clean-up,
 halt's cancel-all, SIGTERM shutdown -- comes right after a lease renew; a worker whose lease passed to
@@ -42,10 +44,12 @@ from services.maker_worker.exposure import RiskDesk
 from services.maker_worker.models import Cancel, Intent
 from services.maker_worker.orders import OrderDesk
 from services.maker_worker.trading import Held, TokenTrader
+from services.maker_worker.user_events import UserEvents
 
 log = logging.getLogger(__name__)
 OFFER_SCAN = 100  # offers looked at per step
 MAX_BLOCK_MS = 1000  # longest XREAD BLOCK: well inside any Redis socket timeout
+YIELD_S = 0.002  # a long step looks at the md streams at least this often (wall s) once pushes are on
 
 
 class Worker:
@@ -68,12 +72,19 @@ class Worker:
         self.feed = BookFeed(r)
         self._halted = False
         self._gw_ok = False  # the gateway's health as the last step saw it
+        self._pushed = False  # True once ``idle`` runs (wall-time loop): steps then yield to pushed changes
+        self._books: dict[str, dict[str, str]] = {}  # the running step's books (on_books refreshes them)
         self._last_beat = 0
         self._connect_failures = 0  # failed venue.connect() calls so far; -1 once connected
         self.redis_up_since: Callable[[], int] = lambda: 0  # RedisGate.up_since_ms (set by __main__)
 
     def step(self) -> None:
-        """One iteration (see module docstring). Redis errors propagate to ``run_loop``."""
+        """One iteration (see module docstring), timed in ``pb_worker_step_seconds``. Redis errors
+        propagate to ``run_loop``."""
+        with metrics.WORKER_STEP.time():
+            self._step()
+
+    def _step(self) -> None:
         self.renew_due()  # first: after any stall (Redis, this process) the held leases come before all else
         wall = self.clock.wall_ms()
         self._heartbeat(wall)
@@ -88,18 +99,49 @@ class Worker:
         metrics.WORKER_LEASES.set(len(self.held))
         if not self.held:
             return
-        gw, books, toks, risk_reads = self._snapshot()
+        gw, self._books, toks, users, risk_reads = self._snapshot()
         self.risk.load(*risk_reads)
         self._gw_ok = ok = gateway_ok(gw, wall, self.s.gateway_stale_ms)
+        self._renew_held()
+        last = time.perf_counter()
         for token in list(self.held):
-            self._guarded(token, lambda h, room: self.trader.step(h, toks[token], books[token], ok, self._halted, room))
+            if token not in self.held:  # dropped while the step yielded to a pushed change
+                continue
+            self._guarded(token, lambda h, room: self.trader.step(h, toks[token], self._books[token], ok,
+                                                                  self._halted, room, users.get(token)))
+            if self._pushed and time.perf_counter() - last >= YIELD_S:
+                self._drain_feed()
+                last = time.perf_counter()
+        self._books = {}
+
+    def _renew_held(self) -> None:
+        """Renew every held lease in one round trip (a worker renews at every step: SHARED_RULES), so
+        ``TokenTrader.step`` need not renew one by one; a lost lease drops its token (LEASE_LOST)."""
+        grants = [h.grant for h in self.held.values()]
+        for g, res in zip(grants, self.leases.renew_many(grants, self.clock.wall_ms(), self.s.lease_ttl_ms)):
+            if isinstance(res, LeaseLost):
+                self.journal.record("LEASE_LOST", token_id=g.token_id, level="error", fence=res.fence, why=res.why)
+                self._drop(g.token_id)
+            else:
+                self.held[g.token_id].grant = res
+                self.held[g.token_id].renewed = True
+
+    def _drain_feed(self) -> None:
+        """Inside a long step: re-quote the held tokens whose book changed since the last look
+        (non-blocking read), so a change waits for one token's step, not for all of them."""
+        changed = [t for t in self.feed.poll() if t in self.held]
+        if changed:
+            self.on_books(changed)
 
     def idle(self, seconds: float, stop: threading.Event) -> None:
         """Spend up to ``seconds`` (wall) until the next step: block on the held tokens' md streams and
         re-quote every token whose book changed. Redis errors propagate (``run_loop`` backs off).
 
-        ``time.monotonic`` only bounds the wait; trading decisions use the injected clock.
+        ``time.monotonic`` only bounds the wait; trading decisions use the injected clock. From the
+        first call on, steps also yield to pushed changes (``_drain_feed``); the back-test, which
+        delivers changes itself in virtual time, never calls this.
         """
+        self._pushed = True
         end = time.monotonic() + seconds
         while not stop.is_set():
             left_ms = int((end - time.monotonic()) * 1000)
@@ -118,6 +160,8 @@ class Worker:
         for t in tokens:
             pipe.hgetall(keys.md_book(t))
         for token, book in zip(tokens, pipe.execute()):
+            if token in self._books:  # a step is running: its later trader.step sees this book, not an older one
+                self._books[token] = book
             if token in self.held:
                 self._guarded(token, lambda h, room: self.trader.quote(h, book, self._gw_ok, self._halted, room))
 
@@ -202,19 +246,26 @@ class Worker:
                 return True
         return False
 
-    def _snapshot(self) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, dict[str, str]], list]:
-        """Gateway hash, held books and token hashes, and the risk reads, in one round trip."""
+    def _snapshot(self) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, dict[str, str]],
+                                 dict[str, list], list]:
+        """Gateway hash, held books and token hashes, the user streams of reconciled tokens (what
+        ``UserEvents.sync`` would read), and the risk reads, in one round trip."""
         tokens = list(self.held)
+        ready = [t for t in tokens if self.held[t].state is not None]
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(keys.MD_GATEWAY)
         for t in tokens:
             pipe.hgetall(keys.md_book(t))
             pipe.hgetall(keys.tok(t))
+        for t in ready:
+            UserEvents.pending_read(pipe, self.held[t])
         self.risk.snapshot_reads(pipe)
         res = pipe.execute()
         books = {t: res[1 + 2 * i] for i, t in enumerate(tokens)}
         toks = {t: res[2 + 2 * i] for i, t in enumerate(tokens)}
-        return res[0], books, toks, res[1 + 2 * len(tokens):]
+        n = 1 + 2 * len(tokens)
+        users = {t: res[n + i] for i, t in enumerate(ready)}
+        return res[0], books, toks, users, res[n + len(ready):]
 
     def _guarded(self, token: str, run: Callable[[Held, Decimal], None]) -> None:
         """``run(held, exposure room)`` for one token, then sync its account-wide risk entry: a lost lease

@@ -30,7 +30,7 @@ from services.maker_worker.models import (
     Cancel, Event, Fill, Intent, MarketView, Note, Place, Posted, Redeem, Release, Tick, TokenState, Transition,
 )
 from services.maker_worker.orders import OrderDesk
-from services.maker_worker.reconciler import Reconciler, recorded_position
+from services.maker_worker.reconciler import REQUESTED, Reconciler, recorded_position
 from services.maker_worker.fill_accounting import CLOSING
 from services.maker_worker.takeover import Settler
 from services.maker_worker.user_events import UserEvents
@@ -55,12 +55,14 @@ class Held:
     released: bool = False
     last_seq: int = 0  # highest book seq acted on (0 = none yet)
     change_wall_ms: int = 0  # gateway receipt (wall ms) of the new Redis book being acted on (0: none/REST)
+    change_seq: int = 0  # seq of that new Redis book (0: none/REST); journaled on the orders it causes
     data_age_ms: int = 0  # wall ms between the book's receipt / REST check and this decision (0: read by REST now)
     fallback_wall_ms: int = 0  # wall ms the token left the Redis book for REST (0: on the feed)
     user_id: str = "0-0"  # last pb:user:{token} entry handled ("0-0" at acquisition: read from the start)
     reconcile_due_wall_ms: int = 0  # next periodic reconcile with the venue (wall ms; set by prepare)
     reopened: bool = False  # a fill arrived while a close was being executed (the close is deferred)
     feed_gen: str = ""  # the user feed's ``reconnects`` when this token's orders were last settled
+    renewed: bool = False  # the worker renewed the lease for this step already (``Worker._renew_held``)
 
 
 class TokenTrader:
@@ -72,15 +74,19 @@ class TokenTrader:
         self.journal, self.clock, self.s, self.params = journal, clock, settings, settings.params()
         self.user = UserEvents(r, leases, desk, journal, clock, settings.gateway_stale_ms)  # the user channel
         self.reconciler = Reconciler(r, leases, venue, desk, journal, clock, settings, self.user)
+        self.user.on_external_cancel = self.reconciler.request
         self.settler = Settler(self)  # orders settled from the venue's record: takeover and close checks
         # risk gate run just before an order is signed (the worker sets RiskDesk.admit); False = send nothing
         self.admit: Callable[[Held, Place], bool] = lambda h, p: True
 
     def step(self, h: Held, tok: dict[str, str], book: dict[str, str], gw_ok: bool, halted: bool,
-             room: Decimal) -> None:
-        """One step of one token (see module docstring)."""
+             room: Decimal, user_entries: list | None = None) -> None:
+        """One step of one token (see module docstring). ``user_entries``: the token's user stream
+        read in the worker's snapshot (None: read here)."""
         wall = self.clock.wall_ms()
-        h.grant = self.leases.renew(h.grant, wall, self.s.lease_ttl_ms)
+        if not h.renewed:  # renewed at every step: by the worker's batch, or here
+            h.grant = self.leases.renew(h.grant, wall, self.s.lease_ttl_ms)
+        h.renewed = False
         if h.state is None and not self.prepare(h, tok, wall):
             return
         assert h.state is not None
@@ -88,7 +94,7 @@ class TokenTrader:
         events = tok_events(h.state, tok, h.grant.mode) + resolution_events(h.state, tok, book)
         for ev in events:
             self.apply(h, ev, market)
-        self.user.sync(h, lambda ev: self.apply(h, ev, market))  # user channel; REST poll when it is down
+        self.user.sync(h, lambda ev: self.apply(h, ev, market), user_entries)  # user channel; REST when down
         if self.user.feed_gen != h.feed_gen:  # the user channel reconnected: settle what it may have missed
             self.resweep(h, market)
         if self.reconciler.due(h, self.clock.wall_ms()):  # orders and position against the venue
@@ -97,8 +103,11 @@ class TokenTrader:
 
     def quote(self, h: Held, book: dict[str, str], gw_ok: bool, halted: bool, room: Decimal) -> None:
         """The book of ``h`` changed (pushed by md_gateway): re-run the strategy on the new book only.
-        Nothing when the token is not reconciled yet, or the book's seq was already acted on."""
+        Nothing when the token is not reconciled yet (or a reconcile was requested), or the book's seq
+        was already acted on."""
         if h.state is None or h.released or (h.last_seq and int_field(book, "seq") == h.last_seq):
+            return
+        if h.reconcile_due_wall_ms == REQUESTED:  # the venue cancelled orders on its own: the step reconciles first
             return
         h.market = market = self.market(h, book, gw_ok, self.clock.wall_ms())
         self._tick(h, halted, room, market)
@@ -159,6 +168,7 @@ class TokenTrader:
                 self.journal.record("BOOK_MALFORMED", token_id=token, level="error", detail=str(exc))
         fresh = read is not None and seq > h.last_seq
         h.change_wall_ms = int_field(book, "recv_ts_ms") if fresh else 0
+        h.change_seq = seq if fresh else 0
         h.last_seq = seq
         if read is not None:  # book age at decision time: the freshness rule's own age
             seen = max(int_field(book, "recv_ts_ms"), int_field(book, "verified_ts_ms"))
@@ -206,7 +216,8 @@ class TokenTrader:
             if isinstance(i, Place):
                 if h.state.done or h.released or not self.admit(h, i):  # admit: account-wide risk reservation
                     continue
-                events = self.desk.place(h.grant, i, market.tick_size, h.neg_risk, h.data_age_ms)
+                events = self.desk.place(h.grant, i, market.tick_size, h.neg_risk, h.data_age_ms,
+                                         h.change_seq or None)
                 if h.change_wall_ms and any(isinstance(e, Posted) and e.order.status == "LIVE" for e in events):
                     metrics.WORKER_TICK_TO_ORDER.observe(max(0, self.clock.wall_ms() - h.change_wall_ms) / 1000)
             elif isinstance(i, Cancel):

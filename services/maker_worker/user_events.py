@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 from redis import Redis
@@ -90,6 +90,10 @@ class UserEvents:
         # order id -> (token, final status, venue matched, since wall ms): final orders awaiting their trades
         self._awaiting: dict[str, tuple[str, str, Decimal, int]] = {}
         self.feed_gen = ""  # the feed's ``reconnects`` as last read ("" = not read yet)
+        # a LIVE order of ours the venue cancelled on its own (heartbeat expiry, an operator, the
+        # exchange): the trader sets this to ``Reconciler.request`` so orders and position are
+        # reconciled before the token is quoted again
+        self.on_external_cancel: Callable[["Held"], None] = lambda h: None
 
     def channel_up(self) -> bool:
         """``feed_ok`` of the feed's health hash, read at most every HEALTH_CACHE_MS; also notes the
@@ -102,11 +106,14 @@ class UserEvents:
             self.feed_gen = health.get("reconnects", "")
         return self._health[1]
 
-    def sync(self, h: "Held", apply: Callable[[Event], None]) -> None:
+    def sync(self, h: "Held", apply: Callable[[Event], None], entries: list | None = None) -> None:
         """Apply the token's new stream entries, then poll REST (all orders when the channel is not
-        trusted, else only PENDING ones). ``apply`` runs the strategy on one event."""
+        trusted, else only PENDING ones). ``apply`` runs the strategy on one event. ``entries``: the
+        stream read after ``h.user_id`` (``pending_read``) when the caller batched it; None reads here."""
         token = h.grant.token_id
-        for entry_id, fields in self.r.xrange(keys.user_stream(token), min=f"({h.user_id}", count=BATCH):
+        if entries is None:
+            entries = self.r.xrange(keys.user_stream(token), min=f"({h.user_id}", count=BATCH)
+        for entry_id, fields in entries:
             for ev in self.events(h, fields):
                 apply(ev)
             h.user_id = entry_id
@@ -122,6 +129,11 @@ class UserEvents:
             self.polled += 1
             for ev in self.desk.poll_one(h.grant, o, known):
                 apply(ev)
+
+    @staticmethod
+    def pending_read(pipe: Any, h: "Held") -> None:
+        """Queue on ``pipe`` the read ``sync`` would make for ``h`` (one round trip for many tokens)."""
+        pipe.xrange(keys.user_stream(h.grant.token_id), min=f"({h.user_id}", count=BATCH)
 
     def events(self, h: "Held", fields: dict[str, str]) -> list[Event]:
         """Strategy events of one stream entry, against the token's current state."""
@@ -154,6 +166,10 @@ class UserEvents:
                 return events
             self.desk.write(h.grant, o, status)
             events.append(OrderGone(o.order_id, status))
+            if status == "CANCELED" and o.status == "LIVE":  # ours are gone from state before this arrives
+                self.journal.record("ORDER_CANCELED_BY_VENUE", token_id=token, level="warn", order_id=o.order_id,
+                                    side=o.side, price=o.price)
+                self.on_external_cancel(h)
         return events
 
     def _settle_overdue(self, h: "Held", apply: Callable[[Event], None]) -> None:

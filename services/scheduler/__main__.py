@@ -8,12 +8,12 @@ import logging
 import sys
 import threading
 
-from libs.common import runtime
+from libs.common import key_migration, runtime
 from libs.common.journal import Journal
 from services.scheduler.config import SchedulerSettings
-from services.scheduler.gamma import GammaClient
+from services.scheduler.gamma import GammaClient, GammaPrefetch
 from services.scheduler.heartbeat import ExchangeHeartbeat
-from services.scheduler.service import Scheduler
+from services.scheduler.service import QUIET_REREAD_MS, Scheduler
 
 log = logging.getLogger("services.scheduler")
 
@@ -38,11 +38,17 @@ def main() -> int:
         return 0
     r, gate, clock = conn
     journal = Journal(r, "scheduler", clock)
-    gamma = GammaClient(settings.gamma_url, settings.gamma_timeout_s)
+    migrated = gate.call(lambda: key_migration.migrate(r))  # keys renamed since the last release
+    if migrated is None:
+        return 0
+    key_migration.journal_migration(journal, migrated)
+    # off the step: a fast Gamma still answers within it (up to 0.1 s waited per 0.5 s), a slow one costs no more
+    gamma = GammaPrefetch(GammaClient(settings.gamma_url, settings.gamma_timeout_s), budget_s=0.1, window_s=0.5)
     service = gate.call(lambda: Scheduler(r, clock, journal, settings, gamma, instance))
     if service is None:
         return 0
     service.store.redis_up_since = lambda: gate.up_since_ms  # lease takeover rule (docs/contracts.md "Leases")
+    service.quiet_reread_ms = QUIET_REREAD_MS  # quiet finished tokens: not re-read at every step
     if settings.mode == "live":
         try:
             beat = _exchange_heartbeat(settings, journal)

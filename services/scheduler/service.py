@@ -1,7 +1,8 @@
 """The scheduler's imperative shell: one ``step()`` of I/O around the pure lifecycle core.
 
 A step: liveness heartbeat -> signals (each: claim, decide, apply, Gamma for a new candidate,
-mark done, ack) -> one snapshot of every tracked token -> housekeeping, health and activation
+mark done, ack; with ``GammaPrefetch`` the fetch runs off the step and the candidate is resolved at a
+later step, when its answer is in) -> one snapshot of every tracked token -> housekeeping, health and activation
 decisions (pure) -> apply them -> retry Gamma for candidates whose retry is due. Market time
 (``clock.now_ms``) drives trading rules; wall time (``clock.wall_ms``) drives leases and the feed.
 """
@@ -18,8 +19,12 @@ from libs.common.journal import Journal
 from libs.common.leases import Leases
 from services.scheduler import health, housekeeping, lifecycle, planner
 from services.scheduler.config import SchedulerSettings
-from services.scheduler.gamma import GammaError, MetadataSource
-from services.scheduler.model import ACTIVE_STATES, BadField, Decision, HealthRecord, Rules, TokenView
+from services.scheduler.retention import RetentionRules
+from services.scheduler.retention_store import Retention
+from services.scheduler.gamma import GammaError, GammaPending, MetadataSource
+from services.scheduler.model import (
+    ACTIVE_STATES, FINISHED_STATES, BadField, Decision, HealthRecord, Rules, TokenView,
+)
 from services.scheduler.signals import MalformedSignal, Signal, SignalConsumer, parse_signal
 from services.scheduler.store import GATEWAY_FIELD, Snapshot, Store
 
@@ -27,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_SIGNAL_FAILURES = 3  # an entry whose processing raises this often goes to pb:sig:dead (SIGNAL_FAILED)
 LIVENESS_EVERY_MS = 1000
+QUIET_REREAD_MS = 2000  # wall ms between two reads of a quiet finished token, as __main__ runs it
 
 
 class Scheduler:
@@ -49,19 +55,28 @@ class Scheduler:
         self.store = Store(r, Leases(r), journal)
         self.store.lease_grace_ms = settings.lease_ttl_ms  # takeover rule: docs/contracts.md "Leases"
         self.consumer = SignalConsumer(r, instance_id, journal, settings.signal_batch, settings.claim_idle_ms)
+        self.retention = Retention(r, journal, RetentionRules.from_settings(settings))  # issue 10
         self._failures: dict[str, int] = {}
         self._said: set[tuple[str, str]] = set()
         self._next_liveness = 0
         self.last_counts: dict[str, int] = {}
+        self._quiet: dict[str, TokenView] = {}  # finished tokens with nothing to do (see ``_reuse``)
+        self._full_read_at = 0  # wall ms of the next snapshot that reads every token
+        # wall ms between two reads of a quiet token; 0 = every token at every step (the back-test,
+        # which steps the scheduler only on events); ``python -m services.scheduler`` sets QUIET_REREAD_MS
+        self.quiet_reread_ms = 0
 
     def step(self) -> None:
-        """One iteration (see the module docstring). Raises what Redis raises; run_loop journals it."""
-        now, wall = self.clock.now_ms(), self.clock.wall_ms()
-        self.process_signals(now, wall)
-        snap = self.store.snapshot()
-        self.housekeep(snap, now, wall)
-        self.retry_candidates(snap, now, wall)
-        self._liveness(snap, wall)
+        """One iteration (see the module docstring). Raises what Redis raises; run_loop journals it.
+        Its wall duration is observed in ``pb_scheduler_step_seconds``."""
+        with metrics.SCHED_STEP.time():
+            now, wall = self.clock.now_ms(), self.clock.wall_ms()
+            self.process_signals(now, wall)
+            snap = self.store.snapshot(self._reuse(wall))
+            self.housekeep(snap, now, wall)
+            self.retry_candidates(snap, now, wall)
+            self._liveness(snap, wall)
+            self.retention.maybe_run(now, wall)
 
     # ---- signals ----
     def process_signals(self, now_ms: int, wall_ms: int) -> int:
@@ -93,6 +108,7 @@ class Scheduler:
             self._failures.pop(stream_id, None)
 
     def _signal(self, sig: Signal, now_ms: int, wall_ms: int) -> None:
+        self._quiet.pop(sig.token_id, None)  # a signal may change the token: read it at the next step
         verdict = self.consumer.begin(sig.stream_id, sig.signal_id)
         if verdict == "duplicate":
             self.journal.record("SIGNAL_DUPLICATE", token_id=sig.token_id, signal_id=sig.signal_id,
@@ -114,6 +130,8 @@ class Scheduler:
         """Fetch a candidate's market metadata and queue or refuse it (errors journaled, retried)."""
         try:
             meta = self.metadata.market_for_token(token_id)
+        except GammaPending:
+            return  # fetched off the step (GammaPrefetch): retry_candidates applies it when it is in
         except GammaError as err:
             d = lifecycle.on_metadata_error(token_id, err, attempts, now_ms, wall_ms, self.rules)
         else:
@@ -134,6 +152,24 @@ class Scheduler:
                 self.resolve(view.token_id, ts, attempts, now_ms, wall_ms)
 
     # ---- per-step review ----
+    def _reuse(self, wall_ms: int) -> dict[str, TokenView]:
+        """Views to keep from the last snapshot instead of reading them: the quiet finished tokens
+        (closed, cooldown or failed, no lease, not queued or offered, and no decision at their last
+        review: e.g. positions awaiting their market's resolution), except every ``quiet_reread_ms``,
+        when every token is read. A step's cost then follows the tokens that can change."""
+        if wall_ms >= self._full_read_at:
+            self._full_read_at = wall_ms + self.quiet_reread_ms
+            self._quiet = {}
+        return self._quiet
+
+    def _note_quiet(self, view: TokenView, decided: bool, health_changed: bool) -> None:
+        quiet = (not decided and not health_changed and view.state in FINISHED_STATES and not view.lease.exists
+                 and not view.in_offers and not view.in_pending)
+        if quiet:
+            self._quiet[view.token_id] = view
+        else:
+            self._quiet.pop(view.token_id, None)
+
     def housekeep(self, snap: Snapshot, now_ms: int, wall_ms: int) -> None:
         """Housekeeping, health and activation for every token of the snapshot."""
         any_active = any(v.state == "active" for v in snap.views.values())
@@ -145,7 +181,9 @@ class Scheduler:
         decisions: list[Decision] = []
         unsubscribed = health.unsubscribed_ids(snap.gateway)
         for view in snap.views.values():
-            decisions += self._review(view, gw_rec, unsubscribed, updates, now_ms, wall_ms)
+            mine = self._review(view, gw_rec, unsubscribed, updates, now_ms, wall_ms)
+            self._note_quiet(view, bool(mine), view.token_id in updates)
+            decisions += mine
         plan = planner.plan_activations(snap.queue, snap.views, now_ms, self.rules)
         decisions += planner.decisions(plan, snap.views, now_ms, wall_ms)
         self.store.write_health(updates)

@@ -43,6 +43,11 @@ from services.venue_sim.ws_market import MarketHub, handle_market_text
 from services.venue_sim.ws_user import UserHub
 
 log = logging.getLogger("services.venue_sim")
+# Python hands the GIL between threads every 5 ms by default. The replay thread is CPU-bound at high
+# speeds, so every REST answer waited for it in 5 ms slices (an order's POST took 7-8 ms at the scale
+# bench's load, bench/scale.py): the venue would add latency a real exchange does not. 0.5 ms, as
+# md_gateway's socket threads.
+SWITCH_INTERVAL_S = 0.0005
 SERVICE = "venue_sim"
 WS_PATHS = ("/ws/market", "/ws/user")
 
@@ -193,6 +198,7 @@ def main() -> int:
     if conn is None:
         return 0
     r, gate = conn
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # before the threads start: see SWITCH_INTERVAL_S
     try:
         venue = Venue(settings, r)
         venue.start()

@@ -20,6 +20,7 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from libs.common import metrics
 from libs.common.tapes import MarketMeta
 from services.venue_sim import auth, data_api, gamma, relayer
 from services.venue_sim import chain, relayer_tx  # redemption: JSON-RPC /rpc, relayer transactions
@@ -194,6 +195,12 @@ def create_app(engine: Engine, books: Any, markets: dict[str, MarketMeta], leade
     MarketMeta by token id, ``clock`` gives ``now_ms`` (market) and ``wall_ms``."""
     app = Flask("venue_sim")
     app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    @app.before_request
+    def _count() -> None:  # pb_venue_http_requests_total: REST load per route (bench/scale.py)
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.VENUE_HTTP.labels(request.method, rule).inc()
+
     clob = Blueprint("clob", __name__)
     _book_routes(clob, engine, books, markets, clock)
     gamma.register_market_info(clob, engine, books, markets, clock)
