@@ -19,12 +19,17 @@ When:
   (action ``journal_only``): the fill-derived position is NOT overwritten, because the balance moves
   before the fill events arrive (user channel latency, settlement) and replacing the position then
   would count those fills twice.
+- ``requested`` -- at the token's next step, before it is quoted again, after ``request`` (e.g. the
+  user channel reported a LIVE order of ours CANCELED that the strategy never cancelled: the venue
+  cancelled it on its own, as when the exchange heartbeat lapses); the periodic run, journaled
+  RECONCILED (source, open_orders on the venue, balance, position) once done.
 
 Journal (all with ``token_id``): ORDER_UNKNOWN_CANCELED (warn: order_id, side, price, size, matched,
 source), CANCEL_NOT_DONE / CANCEL_FAILED (``why`` ORDER_UNKNOWN), ORDER_ADOPTED (ours, venue, side,
 price, size, matched, source), ORDER_RECORD_DRIFT (warn: order_id, why NOT_OPEN|MATCHED_BEHIND, side,
 price, size, matched, venue_matched, outcome MATCHED|CANCELED|FAILED|ADOPTED|OPEN, filled),
-POSITION_DRIFT (warn: redis, venue, diff = venue - redis, source, action), RECONCILE_FAILED (warn).
+POSITION_DRIFT (warn: redis, venue, diff = venue - redis, source, action), RECONCILE_FAILED (warn),
+RECONCILED (source, open_orders, balance, position: a requested reconcile done).
 Every cancel renews the lease first (the fence): LeaseLost propagates and nothing is sent.
 """
 from __future__ import annotations
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
     from services.maker_worker.trading import Held
 
 Apply = Callable[[Event], None]
+REQUESTED = -1  # ``Held.reconcile_due_wall_ms`` of a token whose reconcile was asked for (``Reconciler.request``)
 
 
 def parse_record(order_id: str, text: str, fence: int) -> OpenOrder | None:
@@ -109,6 +115,11 @@ class Reconciler:
         self._act(h, order_diff([], self._open(token)), None, "takeover")
         h.reconcile_due_wall_ms = self.clock.wall_ms() + self.interval_ms
 
+    def request(self, h: "Held") -> None:
+        """Reconcile ``h`` at its next step, before the strategy quotes it again (module doc,
+        ``requested``); journaled RECONCILED when done."""
+        h.reconcile_due_wall_ms = REQUESTED
+
     def periodic(self, h: "Held", apply: Apply) -> None:
         """Reconcile orders then position (module doc). ``apply`` runs the strategy on one event.
         Venue failures are journaled RECONCILE_FAILED and retried after the interval.
@@ -117,11 +128,13 @@ class Reconciler:
             LeaseLost: the fence refused a write or a cancel.
         """
         assert h.state is not None
+        requested = h.reconcile_due_wall_ms == REQUESTED
         h.reconcile_due_wall_ms = self.clock.wall_ms() + self.interval_ms
         token = h.grant.token_id
         try:
             records = self.records(h)
-            self._act(h, order_diff(records, self._open(token)), apply, "periodic")
+            venue_open = self._open(token)
+            self._act(h, order_diff(records, venue_open), apply, "periodic")
             balance = self.venue.token_balance(token)
         except VenueError as exc:
             self.journal.record("RECONCILE_FAILED", token_id=token, level="warn", source="periodic",
@@ -129,6 +142,9 @@ class Reconciler:
             return
         s = h.state
         self._position(token, position_drift(s.position + s.redeem_shares, balance), "periodic", "journal_only")
+        if requested:
+            self.journal.record("RECONCILED", token_id=token, source="requested", open_orders=len(venue_open),
+                                balance=balance, position=s.position)
 
     def records(self, h: "Held") -> list[OpenOrder]:
         """Our open orders: those the strategy tracks, plus open ``pb:orders`` records of our fence

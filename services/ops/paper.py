@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from redis import Redis
 
 from libs.common import keys, pnl
 from libs.common.pnl_redis import system_pnl
+from libs.common.redis_client import redis_for_url
 from libs.common.tapes import load_leader
 from services.ops.tape_defaults import DEFAULT_TAPE, DEMO_LEADERS, DEMO_TAPE, LEADERS, TAPE_LEADERS, TAPES, default_leaders  # noqa: F401 - re-exported
 from services.ops.supervisor import REPO, Proc, Supervisor, SupervisorError, error_line, free_port, venue_ready, wait_until
@@ -99,7 +101,7 @@ class PaperRun:
     def start(self) -> None:
         """Start Redis (if needed), every service, then the venue; raise if the venue is not ready."""
         self.sup.__enter__()
-        self.r = Redis.from_url(str(self.sup.redis_url), decode_responses=True)
+        self.r = redis_for_url(str(self.sup.redis_url))  # a plain Redis, or a cluster (redis+cluster://)
         self.r.delete(keys.CLOCK)
         self.baseline = self._counters()
         self.baseline_errors = self._counters(keys.ERRORS)
@@ -160,6 +162,31 @@ class PaperRun:
         """Start worker number ``i`` (instance and worker id ``maker_worker-<i>``)."""
         wid = f"maker_worker-{i}"
         self.spawn("maker_worker", {"PB_WORKER_ID": wid, "PB_INSTANCE_ID": wid}, name=wid)
+
+    def restart(self, name: str, timeout_s: float = 10.0) -> Proc:
+        """Start process ``name`` (e.g. ``scheduler``, ``maker_worker-2``) again under the same name,
+        instance id and environment, after it exited (a crash, or a SIGKILL by a fault test): waits up
+        to ``timeout_s`` for the old one to be gone, forgets it and returns the new one.
+
+        Raises:
+            SupervisorError: no process of that name, it is still running, or it is the venue
+            (restarting the venue would lose its books, orders and balances)."""
+        old = next((p for p in reversed(self.sup.procs) if p.name == name), None)
+        if old is None or old.kind == "venue_sim":
+            raise SupervisorError(f"restart: no restartable process named {name!r}")
+        try:
+            old.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            raise SupervisorError(f"restart: {name} (pid {old.popen.pid}) is still running") from None
+        self.sup.stop(old)  # closes its log file; it has exited already
+        self.sup.procs.remove(old)
+        if old.kind == "maker_worker":
+            self.start_worker(int(name.rsplit("-", 1)[1]))
+        elif old.kind == "signal_ingest":
+            self.start_ingest()
+        else:
+            self.spawn(old.kind, {"PB_INSTANCE_ID": self.instances.get(name, f"{old.kind}-1")}, name=name)
+        return self.sup.procs[-1]
 
     def venue_env(self) -> dict[str, str]:
         """The venue's own settings: ports, tape, speed, leader files, audit log in the run folder."""

@@ -13,8 +13,10 @@ Here the two are apart:
 - Market inactivity (market time): no frame (book ``exch_ts_ms``; in live mode also ``recv_ts_ms``)
   and no fill (``last_fill_ms``) since activation. HEALTH_INACTIVE_WARN once at ``inactive_warn``
   (HEALTH_RECOVERED if activity resumes), clean-up at ``inactive_cleanup``: with a worker -> state
-  exiting INACTIVE_CLEANUP (it releases a flat token, sells a held one); without one -> flat:
-  cooldown INACTIVE_CLEANUP_FLAT, holding: exit_only lease.
+  exiting INACTIVE_CLEANUP (it releases a flat token, sells a held one); without one -> flat and
+  released: cooldown INACTIVE_CLEANUP_FLAT; holding, or its last holder vanished without releasing (an
+  expired lease still naming a worker: its orders may be live and its fills unbooked): exit_only lease,
+  so that a worker's takeover cancels and settles before the token ends (found by scripts/nemesis.py).
 """
 from __future__ import annotations
 
@@ -127,7 +129,8 @@ def _cleanup(view: TokenView, idle_ms: int, now_ms: int, wall_ms: int, rules: Ru
     info: dict[str, object] = {"idle_ms": idle_ms, "position": str(view.position())}
     if view.lease.live(wall_ms):
         return Decision(view.token_id, Transition("exiting", "INACTIVE_CLEANUP", ("active",), info=info))
-    if view.position() > 0:
+    if view.position() > 0 or view.lease.worker:  # a holder that vanished may have orders live and fills unbooked:
+        info["holder"] = view.lease.worker  # a worker must take the token over (cancel, settle) before it ends
         return lifecycle.exit_only(view.token_id, "active", "INACTIVE_CLEANUP", wall_ms, info)
     fields = {"cooldown_until_ms": str(now_ms + rules.reentry_cooldown_ms)}
     return Decision(view.token_id, Transition("cooldown", "INACTIVE_CLEANUP_FLAT", ("active",), fields, info=info))

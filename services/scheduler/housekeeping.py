@@ -6,16 +6,20 @@
 - Active/exiting/exit_only tokens: an expired or released lease goes back into ``pb:sched:offers``
   (index repair; ``acquire`` takes expired leases and the new holder runs the takeover rule); a
   missing lease is offered again; a lost subscription is restored; a market that ended while no
-  worker held the token is closed MARKET_ENDED.
+  worker held the token is closed MARKET_ENDED, unless its last holder vanished without releasing
+  (an expired lease still naming a worker): then exit_only first, so a takeover cancels and settles.
 - Index repairs: a pending token missing from the queue is enqueued; stale queue/offer entries go.
 - Resolution: a token whose book says ``resolved=1`` moves at once to ``resolved`` (``lifecycle.
   resolution``); a ``resolved`` token still holding shares (``position`` or ``redeem_pending``) keeps
   an ``exit_only`` settle lease offered until a worker settled it, then is cleaned up like a finished
   one. A token closed MARKET_ENDED or DUST_REMAINDER still holding shares stays tracked and
   subscribed, so that its resolution is seen and settled.
+- Afterwards: a cleaned-up token's records stay until retention (``services/scheduler/retention.py``)
+  finds it finished, unheld, flat and older than ``PB_RETENTION_TOKENS_S`` and the journal.
 """
 from __future__ import annotations
 
+from services.scheduler import lifecycle
 from services.scheduler.lifecycle import resolution
 from services.scheduler.model import (
     ACTIVE_STATES, FINISHED_STATES, RESOLVED, Decision, Effect, Note, Rules, TokenView, Transition,
@@ -120,8 +124,12 @@ def running(view: TokenView, now_ms: int, wall_ms: int, rules: Rules) -> Decisio
     end_ms = view.num("end_ms")
     if end_ms and now_ms >= end_ms and not view.lease.live(wall_ms):
         info = {"end_ms": end_ms, "position": view.tok.get("position", "0")}
-        t = Transition("closed", "MARKET_ENDED", (view.state,), info=info)
-        return Decision(view.token_id, t)
+        if not view.lease.worker:
+            return Decision(view.token_id, Transition("closed", "MARKET_ENDED", (view.state,), info=info))
+        if view.state != "exit_only":  # its holder vanished without releasing: a takeover settles it first
+            return lifecycle.exit_only(view.token_id, view.state, "MARKET_ENDED", wall_ms,
+                                       {**info, "holder": view.lease.worker})
+        # exit_only whose holder vanished: the lease repairs below offer it again
     effects, notes = _lease_repairs(view, wall_ms)
     if not view.in_subs:
         effects.append(Effect("subscribe"))

@@ -10,6 +10,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Callable, Iterator, TypeVar
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from libs.common import keys
 from services.ops.paper import PaperConfig, PaperRun
@@ -49,22 +50,33 @@ class SeqMonitor(threading.Thread):
         self.last: dict[str, int] = {}
         self.backwards: list[tuple[str, int, int]] = []
         self.samples = 0
+        self.errors = 0  # samples that failed because Redis did not answer
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
         while not self.stop_flag.is_set():
-            tokens = list(self.r.smembers(keys.TOKENS) | self.r.smembers(keys.MD_SUBS))
-            pipe = self.r.pipeline(transaction=False)
-            for t in tokens:
-                pipe.hget(keys.md_book(t), "seq")
-            for t, seq in zip(tokens, pipe.execute()):
-                if seq is None:
-                    continue
-                if int(seq) < self.last.get(t, 0):
-                    self.backwards.append((t, self.last[t], int(seq)))
-                self.last[t] = max(self.last.get(t, 0), int(seq))
-                self.samples += 1
+            try:
+                self.sample()
+            except RedisError:  # Redis killed or restarting under a fault test: sample again later
+                self.errors += 1
             self.stop_flag.wait(self.interval_s)
+
+    def sample(self) -> None:
+        """Read every book's seq once and record any that went below the highest seen.
+
+        Raises:
+            RedisError: Redis did not answer."""
+        tokens = list(self.r.smembers(keys.TOKENS) | self.r.smembers(keys.MD_SUBS))
+        pipe = self.r.pipeline(transaction=False)
+        for t in tokens:
+            pipe.hget(keys.md_book(t), "seq")
+        for t, seq in zip(tokens, pipe.execute()):
+            if seq is None:
+                continue
+            if int(seq) < self.last.get(t, 0):
+                self.backwards.append((t, self.last[t], int(seq)))
+            self.last[t] = max(self.last.get(t, 0), int(seq))
+            self.samples += 1
 
 
 def stream_seqs_increase(r: Redis, token: str) -> list[int]:

@@ -1,7 +1,9 @@
 """No fill lost (issue 11 "Done when" 1 and 2), with every service running as a process on the paper
-venue: whatever fails -- a worker frozen past its lease while its order fills, Redis paused for longer
-than the lease TTL -- every fill in the venue's audit log is in our journal exactly once, at its
-price, and the run's fill count and realized P&L equal what the audit log implies.
+venue: whatever fails -- a worker frozen past its lease while its order fills, Redis paused for 10 s
+(longer than the lease TTL) -- every fill in the venue's audit log is in our journal exactly once, at its
+price, and the run's fill count and realized P&L equal what the audit log implies. After the Redis
+pause (issue 10, fault 3) every service's heartbeat advances again by itself, every signal has exactly
+one final ``pb:sig:done`` entry with nothing pending, and no book's seq went backwards.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from redis import Redis
 from libs.common import keys
 from services.ops.paper import PaperConfig, PaperRun
 from services.ops.supervisor import pause_redis, resume_redis
-from tests.e2e.helpers import eventually
+from scripts.nemesis_checks import check_seq, check_signals
+from tests.e2e.helpers import SeqMonitor, eventually
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "data/leaders/demo-synthetic.jsonl"
@@ -179,10 +182,12 @@ def test_redis_paused_longer_than_the_lease_loses_no_fill_and_closes_no_token_ho
         run.start()
         r = run.r
         assert r is not None
+        mon = SeqMonitor(Redis.from_url(str(run.sup.redis_url), decode_responses=True))
+        mon.start()
         eventually(lambda: live_buy(r, "maker_worker-1") or live_buy(r, "maker_worker-2"), 240, "a live BUY")
         pause_redis(run.sup)
         paused_ms = time.time_ns() // 1_000_000
-        time.sleep(9)  # the stall itself: longer than the 6 s lease TTL ...
+        time.sleep(10)  # the stall itself: 10 s, longer than the 6 s lease TTL ...
         try:  # ... and on until the venue filled one of our orders meanwhile (nobody can book it now)
             eventually(lambda: [f for f in audit_fills(run) if int(f["wall_ms"]) >= paused_ms], 21,
                        "a fill while Redis is paused", interval_s=0.5)
@@ -192,7 +197,12 @@ def test_redis_paused_longer_than_the_lease_loses_no_fill_and_closes_no_token_ho
         resumed_ms = time.time_ns() // 1_000_000
         eventually(lambda: all(float(s) > resumed_ms for s in (r.zscore(keys.WORKERS, f"maker_worker-{i}") or 0
                                                                 for i in (1, 2))), 60, "both workers stepping again")
+        names = list(run.instances.values())  # every service (and the venue) heartbeats again by itself
+        eventually(lambda: all(float(r.zscore(keys.SERVICES, n) or 0) > resumed_ms for n in names), 30,
+                   "every service's heartbeat advancing after the pause")
         time.sleep(15)  # let the run go on: takeovers, reconciliation, more fills and closes after the stall
+        eventually(lambda: int(r.xpending(keys.SIG_STREAM, keys.SIG_GROUP)["pending"]) == 0, 30,
+                   "the scheduler's pending signals drained")
         dead = [(p.name, p.popen.returncode, str(p.log_path)) for p in run.sup.dead()]
         shares = venue_shares(run)
         holding = closed_holding(r, shares)
@@ -202,9 +212,18 @@ def test_redis_paused_longer_than_the_lease_loses_no_fill_and_closes_no_token_ho
         tokens = {f["token_id"] for f in fills}
         realized, booked = realized_from_audit(fills), booked_realized(r, tokens)
         summary = run.summary()
+        signals = check_signals([(i, f.get("signal_id", "")) for i, f in r.xrange(keys.SIG_STREAM)],
+                                r.hgetall(keys.SIG_DONE), [f.get("signal_id", "") for _, f in r.xrange(keys.SIG_DEAD)],
+                                int(r.xpending(keys.SIG_STREAM, keys.SIG_GROUP)["pending"]),
+                                next(g["last-delivered-id"] for g in r.xinfo_groups(keys.SIG_STREAM)
+                                     if g["name"] == keys.SIG_GROUP))
+        mon.stop_flag.set()
+        seq = check_seq(mon.backwards, mon.samples)
     finally:
         resume_redis(run.sup)
         run.stop()
+    assert signals.held and signals.numbers["signals"] > 0, signals  # no signal lost or applied twice
+    assert seq.held and seq.numbers["samples"] > 0, seq  # no book seq went backwards, across the pause
     during = [f for f in fills if paused_ms <= int(f["wall_ms"]) <= resumed_ms]
     print(f"audit fills={len(fills)} during the pause={len(during)} journal FILL={len(booked_fills)} "
           f"summary fills={summary['fills']}")

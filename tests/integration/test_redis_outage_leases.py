@@ -105,7 +105,8 @@ def test_scheduler_neither_reoffers_nor_ends_a_token_whose_holder_was_waiting_on
     s.step()
     assert env.r.hget(keys.tok("5"), "state") == "active", "closed while its holder was waiting on Redis"
     assert env.r.zscore(keys.SCHED_OFFERS, "5") is None and not events(env.r, "LEASE_EXPIRED_REOFFERED", "5")
-    env.clock.advance(TTL + 1)  # the holder never came back: now it is gone
+    env.clock.advance(TTL + 1)  # the holder never came back: now it is gone, its orders maybe live
     gateway_ok(env.r, env.clock.wall)
-    s.step()
-    assert env.r.hget(keys.tok("5"), "state") == "closed" and env.r.hget(keys.tok("5"), "reason") == "MARKET_ENDED"
+    s.step()  # not closed flat: a worker's takeover must cancel and settle what the vanished holder left
+    assert env.r.hget(keys.tok("5"), "state") == "exit_only" and env.r.hget(keys.tok("5"), "reason") == "MARKET_ENDED"
+    assert env.r.hget(keys.lease("5"), "mode") == "exit_only" and env.r.zscore(keys.SCHED_OFFERS, "5") is not None

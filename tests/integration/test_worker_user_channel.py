@@ -183,3 +183,40 @@ def test_a_final_order_whose_trades_never_come_is_settled_by_one_rest_read(r: Re
     assert rig.events("USER_TRADES_LATE")[0]["order_id"] == buy
     assert D(rig.tok()["position"]) == 10 and get_order_calls(rig) == 1
     assert len(rig.events("FILL")) == 1
+
+
+def test_an_order_the_venue_cancels_on_its_own_is_reconciled_before_the_token_is_quoted_again(r: Redis) -> None:
+    """Heartbeat expiry (or an operator) cancels our LIVE BUY: the worker journals ORDER_CANCELED_BY_VENUE,
+    re-quotes nothing on a pushed book change, and its next step reconciles before it posts again."""
+    feed(r)
+    rig = Rig(r)
+    buy = entry(rig)
+    rig.venue.orders[buy].status = "CANCELED"  # the venue's own cancel, seen on the user channel only
+    order(rig, buy)
+    h = rig.worker.held[T]
+    rig.worker.trader.user.sync(h, lambda ev: rig.worker.trader.apply(h, ev, h.market))
+    (ev,) = rig.events("ORDER_CANCELED_BY_VENUE")
+    assert ev["order_id"] == buy
+    rig.set_book("0.51", "0.52")  # a pushed change before the next step: no blind re-quote
+    rig.worker.on_books([T])
+    assert rig.venue.live(T) == [], "quoted again before reconciling"
+    rig.step()
+    assert rig.events("RECONCILED") and rig.events("RECONCILED")[0]["source"] == "requested"
+    (new,) = rig.venue.live(T)
+    assert new.id != buy
+    posted = [e for e in rig.events("ORDER_POSTED") if e["order_id"] == new.id]
+    assert posted and r.xrange(keys.EVENTS)  # the new order follows the reconcile in the journal
+    ids = {e["reason"]: i for i, e in r.xrange(keys.EVENTS) if e.get("reason") in ("RECONCILED", "ORDER_POSTED")
+           and (e.get("order_id") in (None, new.id))}
+    assert ids["RECONCILED"] < ids["ORDER_POSTED"]
+
+
+def test_our_own_cancel_is_not_taken_for_the_venue_s(r: Redis) -> None:
+    feed(r)
+    rig = Rig(r)
+    buy = entry(rig)
+    rig.set_book("0.52", "0.53")  # the bid moved away: the worker cancels and re-prices
+    rig.step(n=2)
+    order(rig, buy)  # the channel reports our CANCELED after the fact
+    rig.step(n=2)
+    assert rig.events("ORDER_CANCELED_BY_VENUE") == [] and rig.events("RECONCILED") == []

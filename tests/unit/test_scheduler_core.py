@@ -165,6 +165,36 @@ def test_health_warns_once_then_cleans_up_and_ignores_wall_receive_time_in_paper
     assert d is not None and (d.transition.state, d.transition.reason) == ("exiting", "INACTIVE_CLEANUP")
 
 
+@pytest.mark.parametrize(("lease", "position", "state"), [
+    (LeaseView(True, "w1", NOW - 1, "maker"), "0", "exit_only"),  # holder vanished, flat on record: take over first
+    (LeaseView(True, "", 0, "maker"), "0", "cooldown"),  # released (worker cleared): flat is flat
+    (LeaseView(), "0", "cooldown"),
+    (LeaseView(True, "", 0, "maker"), "3", "exit_only"),
+])
+def test_inactive_token_of_a_vanished_holder_is_taken_over_not_closed_flat(lease: LeaseView, position: str,
+                                                                         state: str) -> None:
+    tok = {**active(NOW).tok, "position": position}
+    v = TokenView("7", tok, lease, BookView(True, "ok", NOW, NOW), in_subs=True)
+    _, _, d = health.assess_token(v, HealthRecord(), NOW + 61 * MIN, NOW, RULES)
+    assert d is not None and d.transition.state == state
+
+
+@pytest.mark.parametrize(("st", "lease", "want"), [
+    ("active", LeaseView(True, "w1", NOW - 1, "maker"), "exit_only"),  # vanished holder: a takeover settles it
+    ("active", LeaseView(True, "", 0, "maker"), "closed"),
+    ("exiting", LeaseView(), "closed"),
+    ("exit_only", LeaseView(True, "w1", NOW - 1, "exit_only"), None),  # re-offered by the lease repairs
+])
+def test_market_ended_closes_only_what_nobody_may_still_have_orders_on(st: str, lease: LeaseView,
+                                                                       want: str | None) -> None:
+    v = TokenView("7", {"state": st, "end_ms": str(NOW - 1), "position": "0"}, lease, in_subs=True, tracked=True)
+    d = housekeeping.running(v, NOW, NOW, RULES)
+    got = d.transition.state if d is not None and d.transition is not None else None
+    assert got == want
+    if want is None:
+        assert d is not None and any(e.kind == "index_offer" for e in d.effects)
+
+
 def test_feed_problems_suspend_inactivity() -> None:
     down = HealthRecord(feed=health.GATEWAY_DOWN)
     assert health.assess_token(active(NOW), down, NOW + 5 * 60 * MIN, NOW, RULES) == (HealthRecord(), [], None)
