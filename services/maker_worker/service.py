@@ -121,7 +121,7 @@ class Worker:
         for g, res in zip(grants, self.leases.renew_many(grants, self.clock.wall_ms(), self.s.lease_ttl_ms)):
             if isinstance(res, LeaseLost):
                 self.journal.record("LEASE_LOST", token_id=g.token_id, level="error", fence=res.fence, why=res.why)
-                self._drop(g.token_id)
+                self.drop(g.token_id)
             else:
                 self.held[g.token_id].grant = res
                 self.held[g.token_id].renewed = True
@@ -183,7 +183,7 @@ class Worker:
                                         late_ms=late_ms)
             except LeaseLost as exc:
                 self.journal.record("LEASE_LOST", token_id=token, level="error", fence=exc.fence, why=exc.why)
-                self._drop(token)
+                self.drop(token)
 
     def _heartbeat(self, wall: int) -> None:
         self.r.zadd(keys.WORKERS, {self.id: wall})
@@ -287,9 +287,9 @@ class Worker:
             self.journal.record("TOKEN_STEP_FAILED", token_id=token, level="error", error=type(exc).__name__,
                                 detail=str(exc)[:300])
         if h.released:
-            self._drop(token)
+            self.drop(token)
 
-    def _drop(self, token: str) -> None:
+    def drop(self, token: str) -> None:
         """Forget a token this worker no longer holds."""
         self.held.pop(token, None)
         self.feed.untrack(token)
@@ -320,36 +320,10 @@ class Worker:
                 self.risk.sync(h)  # release the cancelled BUYs' exposure at once
             except LeaseLost as exc:
                 self.journal.record("LEASE_LOST", token_id=token, level="error", fence=exc.fence, why=exc.why)
-                self._drop(token)
+                self.drop(token)
             n += len(cancels)
         return n
 
     def shutdown(self) -> None:
-        """SIGTERM: for each held token, cancel OUR open orders one by one (each after a fenced lease
-        renew), record final fills, release the lease (not done). A token whose lease is gone gets
-        nothing sent to the venue and no Redis write (SHUTDOWN_SKIPPED_NOT_HOLDER): its new holder owns
-        it, and ``cancel_token`` would cancel the new holder's orders too."""
-        total, tokens = 0, 0
-        for token, h in list(self.held.items()):
-            try:
-                h.grant = self.leases.renew(h.grant, self.clock.wall_ms(), self.s.lease_ttl_ms)
-                total += winddown.cancel_ours(self.trader, h)
-                tokens += 1
-                winddown.final_poll(self.trader, h)
-                self.desk.close_records(h.grant)
-                self.risk.sync(h)  # what is left: the position (the next holder recomputes it)
-                self._hand_back(h)
-            except VenueError as exc:
-                self.journal.record("SHUTDOWN_CANCEL_FAILED", token_id=token, level="error", error=exc.message[:200])
-                self._hand_back(h)
-            except LeaseLost as exc:
-                self.journal.record("SHUTDOWN_SKIPPED_NOT_HOLDER", token_id=token, level="warn", fence=exc.fence,
-                                    why=exc.why, worker=self.id)
-            self._drop(token)
-        self.journal.record("SHUTDOWN_CANCEL", tokens=tokens, canceled=total, worker=self.id)
-        self.r.zrem(keys.WORKERS, self.id)
-
-    def _hand_back(self, h: Held) -> None:
-        """Release (not done) and put the token back on the offers index for another worker."""
-        if self.leases.release(h.grant, done=False):
-            self.r.zadd(keys.SCHED_OFFERS, {h.grant.token_id: self.clock.wall_ms()})
+        """SIGTERM: give every held token back (``winddown.shutdown``)."""
+        winddown.shutdown(self)

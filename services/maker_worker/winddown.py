@@ -6,11 +6,18 @@ would cancel too (issue 7 item 6).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import orjson
 
 from libs.common import keys
+from libs.common.leases import LeaseLost
+from libs.common.venue import VenueError
 from services.maker_worker.models import Cancel, MarketView
 from services.maker_worker.trading import Held, TokenTrader
+
+if TYPE_CHECKING:
+    from services.maker_worker.service import Worker
 
 
 def market_of(h: Held) -> MarketView:
@@ -66,3 +73,35 @@ def final_poll(trader: TokenTrader, h: Held) -> None:
     market = market_of(h)
     for ev in trader.desk.poll(h.grant, h.state):
         trader.apply(h, ev, market)
+
+
+def shutdown(w: "Worker") -> None:
+    """SIGTERM: for each held token, cancel OUR open orders one by one (each after a fenced lease
+    renew), record final fills, release the lease (not done). A token whose lease is gone gets
+    nothing sent to the venue and no Redis write (SHUTDOWN_SKIPPED_NOT_HOLDER): its new holder owns
+    it, and ``cancel_token`` would cancel the new holder's orders too."""
+    total, tokens = 0, 0
+    for token, h in list(w.held.items()):
+        try:
+            h.grant = w.leases.renew(h.grant, w.clock.wall_ms(), w.s.lease_ttl_ms)
+            total += cancel_ours(w.trader, h)
+            tokens += 1
+            final_poll(w.trader, h)
+            w.desk.close_records(h.grant)
+            w.risk.sync(h)  # what is left: the position (the next holder recomputes it)
+            hand_back(w, h)
+        except VenueError as exc:
+            w.journal.record("SHUTDOWN_CANCEL_FAILED", token_id=token, level="error", error=exc.message[:200])
+            hand_back(w, h)
+        except LeaseLost as exc:
+            w.journal.record("SHUTDOWN_SKIPPED_NOT_HOLDER", token_id=token, level="warn", fence=exc.fence,
+                             why=exc.why, worker=w.id)
+        w.drop(token)
+    w.journal.record("SHUTDOWN_CANCEL", tokens=tokens, canceled=total, worker=w.id)
+    w.r.zrem(keys.WORKERS, w.id)
+
+
+def hand_back(w: "Worker", h: Held) -> None:
+    """Release (not done) and put the token back on the offers index for another worker."""
+    if w.leases.release(h.grant, done=False):
+        w.r.zadd(keys.SCHED_OFFERS, {h.grant.token_id: w.clock.wall_ms()})

@@ -11,7 +11,8 @@ import threading
 from libs.common import key_migration, runtime
 from libs.common.journal import Journal
 from services.scheduler.config import SchedulerSettings
-from services.scheduler.gamma import GammaClient, GammaPrefetch
+from services.scheduler.gamma import GammaClient
+from services.scheduler.gamma_prefetch import GammaPrefetch
 from services.scheduler.heartbeat import ExchangeHeartbeat
 from services.scheduler.service import QUIET_REREAD_MS, Scheduler
 

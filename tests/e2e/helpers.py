@@ -1,6 +1,7 @@
 """Shared helpers for end-to-end tests: deadlines, seq monitoring, audit log queries."""
 from __future__ import annotations
 
+import json
 import random
 import socket
 import threading
@@ -109,3 +110,16 @@ def free_block(n: int) -> int:
             for s in socks:
                 s.close()
     raise RuntimeError(f"no block of {n} free ports")
+
+
+def live_buy(r: Redis, worker: str) -> tuple[str, str, dict] | None:
+    """(token, order id, record) of a LIVE BUY ``worker`` placed under its current fence, if any."""
+    for token in r.smembers(keys.TOKENS):
+        lease = r.hgetall(keys.lease(token))
+        if lease.get("worker") != worker:
+            continue
+        for oid, raw in r.hgetall(keys.orders(token)).items():
+            rec = json.loads(raw) if raw.startswith("{") else {}
+            if rec.get("status") == "LIVE" and rec.get("side") == "BUY" and str(rec.get("fence")) == lease["fence"]:
+                return token, oid, rec
+    return None

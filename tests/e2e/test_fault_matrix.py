@@ -30,7 +30,7 @@ from libs.common import keys
 from libs.common.venue_types import PAPER_TEST_PRIVATE_KEY
 from scripts.nemesis_checks import check_activations, check_signals, live_spans
 from services.ops.paper import PaperConfig, PaperRun
-from tests.e2e.helpers import eventually
+from tests.e2e.helpers import eventually, live_buy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -184,19 +184,6 @@ def test_heartbeat_owner_killed_venue_cancels_every_order_and_workers_reconcile_
                       f"the expiry: { {t[:8]: min(p) - expiry_ms for t, (_, p) in late.items()} })")
 
 
-def live_buy_of(r: Redis, worker: str) -> tuple[str, str] | None:
-    """(token, order id) of a LIVE BUY record ``worker`` wrote under its current fence, if any."""
-    for token in r.smembers(keys.TOKENS):
-        lease = r.hgetall(keys.lease(token))
-        if lease.get("worker") != worker:
-            continue
-        for oid, raw in r.hgetall(keys.orders(token)).items():
-            rec = json.loads(raw) if raw.startswith("{") else {}
-            if rec.get("status") == "LIVE" and rec.get("side") == "BUY" and str(rec.get("fence")) == lease["fence"]:
-                return token, oid
-    return None
-
-
 @pytest.mark.timeout(150)
 def test_token_of_a_frozen_holder_is_never_closed_with_an_order_live_or_shares_on_the_venue(tmp_path: Path) -> None:
     run = PaperRun(PaperConfig(leaders=(DEMO,), speed=10.0, workers=1, log_dir=tmp_path,
@@ -208,7 +195,7 @@ def test_token_of_a_frozen_holder_is_never_closed_with_an_order_live_or_shares_o
         r = run.r
         assert r is not None
         worker = next(p for p in run.sup.procs if p.name == "maker_worker-1")
-        token, order_id = eventually(lambda: live_buy_of(r, "maker_worker-1"), 60, "the worker's live BUY")
+        token, order_id = eventually(lambda: live_buy(r, "maker_worker-1"), 60, "the worker's live BUY")[:2]
         os.kill(worker.popen.pid, signal.SIGSTOP)  # silent holder: no renew, no heartbeat, its BUY stays live
         early = eventually(lambda: (lambda s: s if s not in ("active", "exiting") else None)(
             r.hget(keys.tok(token), "state")), 60, "the scheduler's inactivity clean-up")

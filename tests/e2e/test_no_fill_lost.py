@@ -23,25 +23,12 @@ from libs.common import keys
 from services.ops.paper import PaperConfig, PaperRun
 from services.ops.supervisor import pause_redis, resume_redis
 from scripts.nemesis_checks import check_seq, check_signals
-from tests.e2e.helpers import SeqMonitor, eventually
+from tests.e2e.helpers import SeqMonitor, eventually, live_buy
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "data/leaders/demo-synthetic.jsonl"
 WORKER_ENV = {"PB_LEASE_TTL_MS": "6000", "PB_HTTP_TIMEOUT_S": "2"}
 D = Decimal
-
-
-def live_buy(r: Redis, worker: str) -> tuple[str, str, dict] | None:
-    """(token, order id, record) of a LIVE BUY ``worker`` placed under its current fence, if any."""
-    for token in r.smembers(keys.TOKENS):
-        lease = r.hgetall(keys.lease(token))
-        if lease.get("worker") != worker:
-            continue
-        for oid, raw in r.hgetall(keys.orders(token)).items():
-            rec = json.loads(raw) if raw.startswith("{") else {}
-            if rec.get("status") == "LIVE" and rec.get("side") == "BUY" and str(rec.get("fence")) == lease["fence"]:
-                return token, oid, rec
-    return None
 
 
 def audit_fills(run: PaperRun) -> list[dict]:

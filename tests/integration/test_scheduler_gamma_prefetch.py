@@ -13,7 +13,8 @@ from libs.common import keys
 from libs.common.clock import FakeClock
 from libs.common.journal import Journal
 from services.scheduler.config import SchedulerSettings
-from services.scheduler.gamma import GammaClient, GammaPrefetch
+from services.scheduler.gamma import GammaClient
+from services.scheduler.gamma_prefetch import GammaPrefetch
 from services.scheduler.service import Scheduler
 from tests.scheduler_fakes import LIVE_LIKE, FakeGamma, gateway_ok, make_market, publish
 

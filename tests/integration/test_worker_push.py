@@ -80,5 +80,5 @@ def test_a_book_whose_seq_went_backwards_is_not_traded_on(r: Redis) -> None:
 def test_a_released_token_is_no_longer_watched(r: Redis) -> None:
     rig = entered(r)
     assert keys.md_stream(T) in rig.worker.feed.last_ids
-    rig.worker._drop(T)
+    rig.worker.drop(T)
     assert rig.worker.feed.last_ids == {} and rig.worker.feed.wait(50) == set()

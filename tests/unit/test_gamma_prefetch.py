@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.scheduler.gamma import GammaBadMarket, GammaError, GammaPending, GammaPrefetch, GammaUnavailable, MarketMeta
+from services.scheduler.gamma import GammaBadMarket, GammaError, GammaPending, GammaUnavailable, MarketMeta
+from services.scheduler.gamma_prefetch import GammaPrefetch
 
 WAIT_S = 5.0  # bound on a background fetch that was released (never reached when it works)
 
