@@ -10,7 +10,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(item.path).parents:
             item.add_marker(pytest.mark.e2e)
-            # One xdist worker runs every end-to-end test, one after the other: each starts the venue and
-            # every service as processes, and two at once on a 2-core machine would make their
-            # deadlines race each other; the other worker takes the unit and integration tests.
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+            # No xdist_group here: xdist reads the groups before this hook runs, so a group added here
+            # is ignored, and the end-to-end tests spread over both workers (measured: a second e2e
+            # test may run beside the first; their deadlines are sized for it). Serialising them all
+            # on one worker would take the suite past 15 minutes on this 2-core machine. Modules that
+            # must not overlap each other say so themselves (``pytestmark`` with ``xdist_group("e2e")``:
+            # the cluster pipeline, the fault matrix and the nemesis run one after the other).
